@@ -1,0 +1,47 @@
+"""What every command-line script shares: one-line errors with exit code 2, quiet TensorFlow."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable, Optional, Sequence
+
+__all__ = ["run", "quiet_tensorflow"]
+
+
+def quiet_tensorflow() -> None:
+    """Import TensorFlow without its start-up banners on stderr.
+
+    TensorFlow 2.21 prints oneDNN notices from C++ static initialisers that ignore
+    ``TF_CPP_MIN_LOG_LEVEL`` set from Python, so stderr is pointed at /dev/null for the import
+    alone.  Users who set ``TF_CPP_MIN_LOG_LEVEL`` themselves see everything TensorFlow says.
+    """
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ or "tensorflow" in sys.modules:
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def run(main: Callable[[Optional[Sequence[str]]], Optional[int]], argv: Optional[Sequence[str]] = None) -> None:
+    """Call ``main(argv)``; a ``DeepLabError`` becomes ``error: ...`` on stderr and exit code 2."""
+    quiet_tensorflow()
+    from .errors import DeepLabError
+    try:
+        code = main(argv)
+    except DeepLabError as e:
+        message = " ".join(str(e).split())
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code or 0)

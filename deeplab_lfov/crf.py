@@ -1,0 +1,95 @@
+"""Fully-connected CRF post-processing (Krähenbühl & Koltun, 2011), as DeepLab uses it.
+
+The unary term is ``-log`` of the network's upsampled softmax probabilities; the pairwise terms
+are an appearance (bilateral) kernel on position and RGB colour and a smoothness (Gaussian)
+kernel on position.  Defaults are DeepLab-LargeFOV's published settings, with DeepLab's own
+parameter names: ``bi_w=4, bi_xy_std=121, bi_rgb_std=5, pos_w=3, pos_xy_std=3`` and 10
+mean-field iterations.
+
+The inference itself comes from the optional package ``pydensecrf2`` (imported as
+``pydensecrf``); nothing else in this project needs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Optional
+
+import numpy as np
+
+from .errors import DeepLabError
+
+__all__ = ["CRFParams", "DenseCRF", "add_crf_arguments", "crf_from_args", "CRF_PACKAGE"]
+
+CRF_PACKAGE = "pydensecrf2"
+
+
+@dataclasses.dataclass(frozen=True)
+class CRFParams:
+    """DeepLab's CRF settings (the LargeFOV values from the paper by default)."""
+
+    bi_w: float = 4.0
+    bi_xy_std: float = 121.0
+    bi_rgb_std: float = 5.0
+    pos_w: float = 3.0
+    pos_xy_std: float = 3.0
+    iterations: int = 10
+
+
+def _import_backend():
+    try:
+        import pydensecrf.densecrf as densecrf
+    except ImportError:
+        raise DeepLabError(f"--crf needs the package {CRF_PACKAGE}, which is not installed: "
+                           f"pip install {CRF_PACKAGE}") from None
+    return densecrf
+
+
+class DenseCRF:
+    """Refines (H, W, C) probabilities of an (H, W, 3) RGB uint8 image; returns probabilities.
+
+    ``backend`` is the ``pydensecrf.densecrf`` module (injectable for tests).
+    """
+
+    def __init__(self, params: CRFParams = CRFParams(), backend=None):
+        self.params = params
+        self.backend = backend if backend is not None else _import_backend()
+
+    def __call__(self, rgb: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        height, width, num_classes = probs.shape
+        if rgb.shape[:2] != (height, width):
+            raise ValueError(f"image {rgb.shape[:2]} and probabilities {probs.shape[:2]} differ in size")
+        p = self.params
+        crf = self.backend.DenseCRF2D(width, height, num_classes)
+        unary = -np.log(np.clip(probs, 1e-8, 1.0)).transpose(2, 0, 1).reshape(num_classes, -1)
+        crf.setUnaryEnergy(np.ascontiguousarray(unary, dtype=np.float32))
+        crf.addPairwiseGaussian(sxy=p.pos_xy_std, compat=p.pos_w)
+        crf.addPairwiseBilateral(sxy=p.bi_xy_std, srgb=p.bi_rgb_std,
+                                 rgbim=np.array(rgb, dtype=np.uint8, order="C"), compat=p.bi_w)
+        q = np.asarray(crf.inference(p.iterations), dtype=np.float32)
+        q = q.reshape(num_classes, height, width).transpose(1, 2, 0)
+        return q / np.maximum(q.sum(axis=-1, keepdims=True), 1e-12)
+
+
+def add_crf_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--crf`` and DeepLab's five CRF parameters plus the iteration count."""
+    d = CRFParams()
+    g = parser.add_argument_group("dense CRF (needs pip install %s)" % CRF_PACKAGE)
+    g.add_argument("--crf", action="store_true", help="refine predictions with the dense CRF")
+    g.add_argument("--bi_w", type=float, default=d.bi_w, help="bilateral kernel weight")
+    g.add_argument("--bi_xy_std", type=float, default=d.bi_xy_std, help="bilateral position std (pixels)")
+    g.add_argument("--bi_rgb_std", type=float, default=d.bi_rgb_std, help="bilateral colour std")
+    g.add_argument("--pos_w", type=float, default=d.pos_w, help="Gaussian kernel weight")
+    g.add_argument("--pos_xy_std", type=float, default=d.pos_xy_std, help="Gaussian position std (pixels)")
+    g.add_argument("--crf_iterations", type=int, default=d.iterations, help="mean-field iterations")
+
+
+def params_from_args(args: argparse.Namespace) -> CRFParams:
+    return CRFParams(bi_w=args.bi_w, bi_xy_std=args.bi_xy_std, bi_rgb_std=args.bi_rgb_std,
+                     pos_w=args.pos_w, pos_xy_std=args.pos_xy_std, iterations=args.crf_iterations)
+
+
+def crf_from_args(args: argparse.Namespace) -> Optional[DenseCRF]:
+    """The CRF the flags ask for, or None without ``--crf``; fails at once if the package is missing."""
+    return DenseCRF(params_from_args(args)) if args.crf else None

@@ -1,0 +1,84 @@
+"""Reading images and label maps from disk, and the network's input preprocessing.
+
+Images: anything Pillow reads (JPEG, PNG; grayscale, palette, RGBA, CMYK) becomes RGB.
+Labels: single-channel index PNGs (palette 'P' or grayscale 'L'); colour-coded RGB label
+images, the most common mistake, are refused with a message saying how to convert them.
+Pillow's decompression-bomb limit stays on.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Optional
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .errors import DeepLabError
+
+__all__ = ["IMG_MEAN", "read_image", "read_label", "preprocess", "check_label_values"]
+
+# Mean of the ImageNet images VGG-16 was trained on, in the network's (B, G, R) channel order.
+IMG_MEAN = np.array((104.00698793, 116.66876762, 122.67891434), dtype=np.float32)
+
+
+def _open(path: str, what: str) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path)
+            image.load()
+        return image
+    except FileNotFoundError:
+        raise DeepLabError(f"{path}: {what} not found") from None
+    except IsADirectoryError:
+        raise DeepLabError(f"{path}: is a directory, not an {what}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise DeepLabError(f"{path}: refused, too many pixels for an {what} ({e})") from None
+    except UnidentifiedImageError:
+        raise DeepLabError(f"{path}: cannot decode {what}: not an image format Pillow reads") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise DeepLabError(f"{path}: cannot decode {what} ({e})") from None
+
+
+def read_image(path: str) -> np.ndarray:
+    """An image as (H, W, 3) uint8 RGB."""
+    image = _open(path, "image")
+    if image.mode != "RGB":
+        if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+            image = image.convert("RGBA").convert("RGB")
+        else:
+            image = image.convert("RGB")
+    return np.asarray(image, dtype=np.uint8)
+
+
+def read_label(path: str) -> np.ndarray:
+    """A label map as (H, W) uint8 class indices, from a palette or grayscale PNG."""
+    image = _open(path, "label")
+    if image.mode in ("P", "L"):
+        return np.asarray(image, dtype=np.uint8)
+    if image.mode in ("I", "I;16", "I;16B"):
+        values = np.asarray(image)
+        if values.max(initial=0) > 255:
+            raise DeepLabError(f"{path}: 16-bit label with values above 255")
+        return values.astype(np.uint8)
+    if image.mode in ("RGB", "RGBA"):
+        raise DeepLabError(
+            f"{path}: label is an {image.mode} colour image, not an index PNG; convert colour-coded "
+            f"VOC labels with util/prepare_voc.py (or use SegmentationClassAug)")
+    raise DeepLabError(f"{path}: label has unsupported mode {image.mode} (expected a palette or grayscale PNG)")
+
+
+def check_label_values(label: np.ndarray, num_classes: int, ignore_label: int, path: str) -> None:
+    """Raise if a label holds values other than 0..num_classes-1 and ``ignore_label``."""
+    values = np.unique(label)
+    bad = values[(values >= num_classes) & (values != ignore_label)]
+    if bad.size:
+        shown = ", ".join(str(int(v)) for v in bad[:8])
+        raise DeepLabError(f"{path}: label values {shown} outside 0..{num_classes - 1} and ignore "
+                           f"label {ignore_label}")
+
+
+def preprocess(rgb: np.ndarray, mean: Optional[np.ndarray] = None) -> np.ndarray:
+    """RGB uint8 (H, W, 3) to the network's input: BGR float32 minus the VGG mean."""
+    return rgb[..., ::-1].astype(np.float32) - (IMG_MEAN if mean is None else mean)

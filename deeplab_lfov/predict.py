@@ -1,0 +1,98 @@
+"""Test-time prediction: one image in, class probabilities at its own size out.
+
+DeepLab's published protocol and the usual test-time augmentations are options:
+
+* ``pad_to``: pad the (preprocessed) image at the bottom and right with the mean colour to
+  ``pad_to`` x ``pad_to`` (DeepLab tests on 513x513), then crop the padding away again;
+* ``scales``: run the net on rescaled copies and average the probabilities at full size;
+* ``flip``: also run on the mirrored image and average (mirrored back).
+
+With the defaults (one scale of 1.0, no flip, no padding) the result is exactly the plain
+prediction: softmax of the Interp-upsampled logits.  The forward pass is one compiled function
+that accepts any image size without retracing.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from .images import preprocess
+from .model import DeepLabLargeFOV, interp_bilinear
+
+__all__ = ["Predictor", "parse_scales"]
+
+
+def parse_scales(text: str) -> tuple:
+    """``"0.5,0.75,1.0"`` -> (0.5, 0.75, 1.0); raises ValueError on anything else."""
+    scales = tuple(float(s) for s in text.split(",") if s.strip())
+    if not scales or any(s <= 0 for s in scales):
+        raise ValueError(f"scales must be positive numbers separated by commas, got {text!r}")
+    return scales
+
+
+class Predictor:
+    """Probabilities and labels of a model on single images, with test-time options.
+
+    Args:
+      model: a ``DeepLabLargeFOV``.
+      scales: input scales whose probabilities are averaged.
+      flip: average with the prediction on the horizontally mirrored image.
+      pad_to: pad each side to at least this size (DeepLab: 513), cropped away afterwards.
+    """
+
+    def __init__(self, model: DeepLabLargeFOV, *, scales: Sequence[float] = (1.0,), flip: bool = False,
+                 pad_to: Optional[int] = None):
+        self.model = model
+        self.scales = tuple(scales)
+        self.flip = bool(flip)
+        self.pad_to = pad_to
+        self._forward = tf.function(self._probabilities_at,
+                                    input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32),
+                                                     tf.TensorSpec([2], tf.int32)],
+                                    reduce_retracing=True)
+
+    def _probabilities_at(self, images: tf.Tensor, out_size: tf.Tensor) -> tf.Tensor:
+        logits = self.model(images, training=False)
+        # Interp to the net's input size (as Caffe does), then to the requested size if different.
+        logits = interp_bilinear(logits, tf.shape(images)[1:3])
+        probs = tf.nn.softmax(logits, axis=-1)
+        if tf.reduce_any(tf.shape(images)[1:3] != out_size):
+            probs = interp_bilinear(probs, out_size)
+        return probs
+
+    def probabilities_of_input(self, net_input: np.ndarray) -> np.ndarray:
+        """(H, W, C) probabilities of one preprocessed (BGR, mean-subtracted) image."""
+        height, width = net_input.shape[:2]
+        x = net_input
+        if self.pad_to:
+            ph, pw = max(self.pad_to - height, 0), max(self.pad_to - width, 0)
+            x = np.pad(x, [(0, ph), (0, pw), (0, 0)])  # zero after mean subtraction = the mean colour
+        size = np.array(x.shape[:2], np.int32)
+        total = None
+        batch = x[None]
+        if self.flip:
+            batch = np.concatenate([batch, batch[:, :, ::-1]], axis=0)
+        for scale in self.scales:
+            scaled = batch
+            if scale != 1.0:
+                target = [max(1, int(round(size[0] * scale))), max(1, int(round(size[1] * scale)))]
+                scaled = interp_bilinear(tf.constant(batch), target).numpy()
+            probs = self._forward(tf.constant(scaled, tf.float32), tf.constant(size)).numpy()
+            if self.flip:
+                probs = 0.5 * (probs[0] + probs[1][:, ::-1])
+            else:
+                probs = probs[0]
+            total = probs if total is None else total + probs
+        total /= len(self.scales)
+        return total[:height, :width]
+
+    def probabilities(self, rgb: np.ndarray) -> np.ndarray:
+        """(H, W, C) class probabilities of an RGB uint8 image."""
+        return self.probabilities_of_input(preprocess(rgb))
+
+    def labels(self, rgb: np.ndarray) -> np.ndarray:
+        """(H, W) label map of an RGB uint8 image."""
+        return np.argmax(self.probabilities(rgb), axis=-1).astype(np.uint8)
