@@ -68,7 +68,10 @@ def _build_classes():
     ])
     pool = descriptor_pool.DescriptorPool()
     pool.Add(fdp)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("deeplab_lfov_caffe.NetParameter"))
+    descriptor = pool.FindMessageTypeByName("deeplab_lfov_caffe.NetParameter")
+    if hasattr(message_factory, "GetMessageClass"):  # protobuf >= 4.22
+        return message_factory.GetMessageClass(descriptor)
+    return message_factory.MessageFactory(pool).GetPrototype(descriptor)
 
 
 _NetParameter = _build_classes()

@@ -14,11 +14,11 @@ def quiet_tensorflow() -> None:
 
     TensorFlow 2.21 prints oneDNN notices from C++ static initialisers that ignore
     ``TF_CPP_MIN_LOG_LEVEL`` set from Python, so stderr is pointed at /dev/null for the import
-    alone.  Users who set ``TF_CPP_MIN_LOG_LEVEL`` themselves see everything TensorFlow says.
+    alone.  With ``TF_CPP_MIN_LOG_LEVEL=0`` users see everything TensorFlow says.
     """
-    if "TF_CPP_MIN_LOG_LEVEL" in os.environ or "tensorflow" in sys.modules:
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0" or "tensorflow" in sys.modules:
         return
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.stderr.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)

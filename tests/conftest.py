@@ -1,0 +1,84 @@
+"""Shared test helpers: golden fixtures, the weight recipe, and running the CLI scripts in-process."""
+
+import importlib.util
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIXTURES = os.path.join(ROOT, "tests", "fixtures")
+sys.path.insert(0, ROOT)
+
+import deeplab_lfov  # noqa: E402,F401  (imports TensorFlow quietly)
+
+with open(os.path.join(FIXTURES, "MANIFEST.json")) as f:
+    MANIFEST = json.load(f)
+
+LAYER_ORDER = ["conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3", "conv4_1",
+               "conv4_2", "conv4_3", "conv5_1", "conv5_2", "conv5_3", "fc6", "fc7", "fc8_voc12"]
+
+
+def recipe_weights_caffe(net: str):
+    """The manifest's weight recipe: {layer: (w [out,in,kh,kw], b)} exactly as fed to Caffe."""
+    spec = MANIFEST["nets"][net]
+    rng = np.random.RandomState(spec["weight_seed"])
+    out = {}
+    for name in LAYER_ORDER:
+        o, i, kh, kw = spec["param_shapes_caffe_layout"][name]["weight"]
+        w = rng.normal(0.0, np.sqrt(2.0 / (i * kh * kw)), size=(o, i, kh, kw)).astype(np.float32)
+        b = rng.uniform(-0.1, 0.1, size=(o,)).astype(np.float32)
+        out[name] = (w, b)
+    return out
+
+
+def recipe_weights_tf(net: str):
+    """The recipe weights under classic TF names and layouts (HWIO)."""
+    out = {}
+    for name, (w, b) in recipe_weights_caffe(net).items():
+        out[f"{name}/w"] = w.transpose(2, 3, 1, 0).copy()
+        out[f"{name}/b"] = b
+    return out
+
+
+def case_input(case) -> np.ndarray:
+    """The case's input (NHWC), from the npz or, where it was left out, from the input recipe."""
+    data = np.load(os.path.join(FIXTURES, case["file"]))
+    if "input_nchw" in data.files:
+        x = data["input_nchw"]
+    else:
+        h, w = case["input_hw"]
+        x = np.random.RandomState(case["seed"]).uniform(-120, 140, size=(1, 3, h, w)).astype(np.float32)
+    return x.transpose(0, 2, 3, 1)
+
+
+def load_script(relpath: str):
+    """Import a top-level script (``inference.py``, ``util/extract_params.py``) as a module."""
+    path = os.path.join(ROOT, relpath)
+    name = "script_" + relpath.replace("/", "_").replace(".py", "")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_cli(relpath: str, argv, capsys):
+    """Run a script's main through ``cli.run`` as the shell would; returns (exit code, out, err)."""
+    from deeplab_lfov import cli
+    module = load_script(relpath)
+    with pytest.raises(SystemExit) as exc:
+        cli.run(module.main, [str(a) for a in argv])
+    captured = capsys.readouterr()
+    return exc.value.code, captured.out, captured.err
+
+
+def assert_one_line_error(code, err, *needles):
+    """Exit code 2, a single ``error:`` line, no traceback, mentioning every needle."""
+    assert code == 2, err
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert str(needle) in lines[0], (needle, lines[0])
