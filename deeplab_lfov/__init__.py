@@ -12,8 +12,4 @@ Modules, one job each:
 * ``training``, ``evaluation``: what ``train.py`` and ``evaluate.py`` run.
 """
 
-from .cli import quiet_tensorflow as _quiet_tensorflow
-
-_quiet_tensorflow()  # before any module imports TensorFlow and prints its start-up banners
-
 __version__ = "1.0.0"

@@ -38,8 +38,8 @@ def run(main: Callable[[Optional[Sequence[str]]], Optional[int]], argv: Optional
     try:
         code = main(argv)
     except DeepLabError as e:
-        message = " ".join(str(e).split())
-        print(f"error: {message}", file=sys.stderr)
+        message = " ".join(str(e).split())  # one line, whatever the message held
+        print(f"error: {message}", file=sys.stderr, flush=True)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -20,7 +20,8 @@ import math
 from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
-import tensorflow as tf
+
+from ._tf import tf
 
 __all__ = [
     "Layer",

@@ -17,7 +17,8 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 import numpy as np
-import tensorflow as tf
+
+from ._tf import tf
 
 from .images import preprocess
 from .model import DeepLabLargeFOV, interp_bilinear

@@ -24,7 +24,8 @@ import tempfile
 from typing import Dict, Mapping, Optional, Tuple
 
 import numpy as np
-import tensorflow as tf
+
+from ._tf import tf
 
 from .errors import DeepLabError
 

@@ -12,7 +12,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
 sys.path.insert(0, ROOT)
 
-import deeplab_lfov  # noqa: E402,F401  (imports TensorFlow quietly)
+from deeplab_lfov import _tf  # noqa: E402,F401  (imports TensorFlow quietly)
 
 with open(os.path.join(FIXTURES, "MANIFEST.json")) as f:
     MANIFEST = json.load(f)

@@ -1,0 +1,96 @@
+"""What ``evaluate.py`` runs: stream a list through the model and score it with a confusion matrix.
+
+Images are taken one at a time at their own size (no cropping), so memory stays flat in the
+number of images.  With a CRF, the CRF runs in worker processes while the network goes on with
+the next images; a bounded number of images is in flight, and the scores without and with the
+CRF come from the same run.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import os
+import time
+from collections import deque
+from typing import Callable, Dict, Optional, Sequence
+
+import numpy as np
+
+from .colormap import save_mask
+from .crf import CRFParams, DenseCRF
+from .image_reader import Entry, load_pair
+from .metrics import confusion_matrix, scores
+from .predict import Predictor
+
+__all__ = ["evaluate"]
+
+_worker_crf: Optional[DenseCRF] = None
+
+
+def _init_worker(params: CRFParams) -> None:
+    global _worker_crf
+    _worker_crf = DenseCRF(params)
+
+
+def _crf_labels(rgb: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    return np.argmax(_worker_crf(rgb, probs), axis=-1).astype(np.uint8)
+
+
+def _mask_name(entry: Entry) -> str:
+    return os.path.splitext(os.path.basename(entry.image))[0] + ".png"
+
+
+def evaluate(predictor: Predictor, entries: Sequence[Entry], *, num_classes: int, ignore_label: int = 255,
+             save_dir: Optional[str] = None, crf_params: Optional[CRFParams] = None, workers: int = 1,
+             log: Callable[[str], None] = print) -> Dict[str, np.ndarray]:
+    """Confusion matrices over ``entries``: ``{"plain": ..., "crf": ...}`` (crf only with ``crf_params``).
+
+    ``save_dir`` receives each prediction as a VOC palette PNG named after the image (after the
+    CRF when there is one).
+    """
+    confusion = {"plain": np.zeros((num_classes, num_classes), np.int64)}
+    pool = None
+    if crf_params is not None:
+        DenseCRF(crf_params)  # fails here, once, if the CRF package is missing
+        confusion["crf"] = np.zeros_like(confusion["plain"])
+        if workers > 1:
+            pool = concurrent.futures.ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker, initargs=(crf_params,))
+        else:
+            _init_worker(crf_params)
+    pending: deque = deque()
+
+    def finish(entry, label, future_or_labels):
+        crf_pred = future_or_labels.result() if pool else future_or_labels
+        confusion["crf"] += confusion_matrix(label, crf_pred, num_classes, ignore_label)
+        if save_dir:
+            save_mask(os.path.join(save_dir, _mask_name(entry)), crf_pred)
+
+    started = time.time()
+    try:
+        for done, entry in enumerate(entries, start=1):
+            rgb, label = load_pair(entry, num_classes, ignore_label)
+            probs = predictor.probabilities(rgb)
+            pred = np.argmax(probs, axis=-1).astype(np.uint8)
+            confusion["plain"] += confusion_matrix(label, pred, num_classes, ignore_label)
+            if crf_params is None:
+                if save_dir:
+                    save_mask(os.path.join(save_dir, _mask_name(entry)), pred)
+            elif pool:
+                pending.append((entry, label, pool.submit(_crf_labels, rgb, probs)))
+                while len(pending) > 2 * workers:
+                    finish(*pending.popleft())
+            else:
+                finish(entry, label, _crf_labels(rgb, probs))
+            if done % 100 == 0 or done == len(entries):
+                so_far = scores(confusion["plain"])["mean_iou"]
+                log(f"{done}/{len(entries)} images, {done / (time.time() - started):.2f} images/s, "
+                    f"mean IoU so far {so_far:.4f}")
+        while pending:
+            finish(*pending.popleft())
+    finally:
+        if pool:
+            pool.shutdown(cancel_futures=True)
+    return confusion

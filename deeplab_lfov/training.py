@@ -1,0 +1,334 @@
+"""The training loop behind ``train.py``: DeepLab's recipe with the classic port's bugs fixed.
+
+* Loss: softmax cross-entropy over the pixels whose (shrunk) label is not ``ignore_label``,
+  averaged over exactly those pixels, across all replicas; L2 weight decay on filters.
+* Snapshots ``model.ckpt-STEP`` (weights, optimizer state, step) every ``save_pred_every``
+  steps and at the end; TensorFlow writes them under temporary names and points the
+  ``checkpoint`` index at a snapshot only once it is complete.  Re-running the same command
+  resumes from the latest snapshot at its step.
+* SIGINT/SIGTERM: the current step finishes, a snapshot is written, the run exits cleanly.
+  A NaN/Inf loss stops the run at once, keeping the last good snapshot.
+* Under a ``tf.distribute`` strategy the global batch is split over replicas, and the loss
+  normalisation and gradient all-reduce give the update one device would compute.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import signal
+import time
+from typing import Callable, List, Optional, Tuple
+
+import numpy as np
+
+from ._tf import tf
+from .colormap import decode_labels
+from .errors import DeepLabError
+from .image_reader import Entry, check_entries, read_list, shrink_labels, train_dataset
+from .images import IMG_MEAN
+from .model import DeepLabLargeFOV
+from .optim import Optimizer, caffe_lr_multipliers, learning_rate_schedule
+from .weights import build_model, load_weights, widths_from_weights
+
+__all__ = ["TrainConfig", "segmentation_loss_terms", "train", "check_writable", "preflight",
+           "TrainingStopped"]
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Every setting of a training run (the flags of ``train.py``)."""
+
+    data_dir: str
+    data_list: str
+    snapshot_dir: str = "./snapshots/"
+    save_dir: str = "./images/"
+    log_dir: Optional[str] = None
+    restore_from: Optional[str] = None
+    not_restore_last: bool = False
+    input_size: Tuple[int, int] = (321, 321)
+    batch_size: int = 16
+    num_steps: int = 20000
+    learning_rate: float = 1e-4
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    lr_policy: str = "fixed"
+    lr_step: int = 2000
+    lr_gamma: float = 0.1
+    lr_power: float = 0.9
+    num_classes: int = 21
+    ignore_label: int = 255
+    random_scale: bool = True
+    random_mirror: bool = True
+    random_seed: int = 1234
+    width_multiplier: float = 1.0
+    save_pred_every: int = 500
+    save_num_images: int = 2
+    max_to_keep: int = 5
+    print_every: int = 1
+    check_data: bool = True
+    skip_bad: bool = False
+    strategy: str = "default"
+
+
+class TrainingStopped(DeepLabError):
+    """Training stopped on a non-finite loss (the last good snapshot is kept)."""
+
+
+def segmentation_loss_terms(logits: tf.Tensor, labels: tf.Tensor, num_classes: int,
+                            ignore_label: int) -> Tuple[tf.Tensor, tf.Tensor]:
+    """(sum of pixel losses, number of counted pixels) with labels shrunk to the logits grid.
+
+    Pixels labelled ``ignore_label`` add nothing to either term, so the mean over them is the
+    mean over valid pixels only (a batch of only ignore labels has zero loss and zero gradient).
+    """
+    labels = shrink_labels(labels, tf.shape(logits)[1:3])
+    valid = tf.logical_and(tf.not_equal(labels, ignore_label), labels < num_classes)
+    safe = tf.where(valid, labels, tf.zeros_like(labels))
+    pixel_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe, logits=logits)
+    pixel_loss = tf.where(valid, pixel_loss, tf.zeros_like(pixel_loss))
+    return tf.reduce_sum(pixel_loss), tf.reduce_sum(tf.cast(valid, tf.float32))
+
+
+def check_writable(directory: str, flag: str) -> None:
+    """Fail before training if ``directory`` cannot be created or written (leaves nothing behind)."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+        probe = os.path.join(directory, f".write-test-{os.getpid()}")
+        with open(probe, "wb") as f:
+            f.write(b"0" * 4096)
+            f.flush()
+            os.fsync(f.fileno())
+        os.remove(probe)
+    except OSError as e:
+        raise DeepLabError(f"{directory}: {flag} is not writable ({e.strerror or e})") from None
+
+
+def preflight(entries: List[Entry], num_classes: int, ignore_label: int, skip_bad: bool,
+              log: Callable[[str], None]) -> List[Entry]:
+    """Check every list entry; report all problems at once. Returns the usable entries."""
+    log(f"Checking {len(entries)} list entries ...")
+    problems = check_entries(entries, num_classes, ignore_label)
+    if not problems:
+        return entries
+    for _, problem in problems:
+        log(f"{'skipped' if skip_bad else 'error'}: {problem}")
+    if not skip_bad:
+        raise DeepLabError(f"{len(problems)} of {len(entries)} entries of {entries[0].list_path} are "
+                           f"unusable (listed above); fix them or pass --skip_bad to train without them")
+    bad = {id(e) for e, _ in problems}
+    kept = [e for e in entries if id(e) not in bad]
+    if not kept:
+        raise DeepLabError(f"{entries[0].list_path}: no usable entries left")
+    log(f"Skipping {len(problems)} unusable entries; training on {len(kept)}.")
+    return kept
+
+
+def _figure(images: np.ndarray, labels: np.ndarray, preds: np.ndarray) -> np.ndarray:
+    """Rows of image | ground truth | prediction, as one RGB uint8 array."""
+    rows = []
+    for image, label, pred in zip(images, labels, preds):
+        rgb = np.clip(image + IMG_MEAN, 0, 255)[..., ::-1].astype(np.uint8)
+        rows.append(np.concatenate([rgb, decode_labels(label), decode_labels(pred)], axis=1))
+    return np.concatenate(rows, axis=0)
+
+
+def _save_png(path: str, array: np.ndarray) -> None:
+    from PIL import Image
+    tmp = path + ".tmp.png"
+    Image.fromarray(array).save(tmp)
+    os.replace(tmp, path)
+
+
+class _StopSignals:
+    """Turns SIGINT/SIGTERM into a flag checked between steps (main thread only)."""
+
+    def __init__(self):
+        self.received: Optional[int] = None
+        self._previous = {}
+
+    def __enter__(self):
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        except ValueError:  # not the main thread: leave signals alone
+            pass
+        return self
+
+    def _handle(self, signum, frame):
+        self.received = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _make_strategy(name: str) -> tf.distribute.Strategy:
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise DeepLabError(f"--strategy: unknown strategy {name!r} (default, mirrored or multi_worker)")
+
+
+def _is_chief(strategy: tf.distribute.Strategy) -> bool:
+    resolver = getattr(strategy.extended, "_cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    return task_type == "chief" or (task_type == "worker" and task_id == 0 and
+                                    "chief" not in resolver.cluster_spec().as_dict())
+
+
+def _build_model(config: TrainConfig, resume_from: Optional[str], log) -> DeepLabLargeFOV:
+    if resume_from:
+        widths, classes = widths_from_weights(load_weights(resume_from))
+        if classes != config.num_classes:
+            raise DeepLabError(f"{resume_from}: snapshot has {classes} classes, --num_classes is "
+                               f"{config.num_classes}; use another --snapshot_dir")
+        return DeepLabLargeFOV(config.num_classes, widths=widths, seed=config.random_seed)
+    if config.restore_from:
+        log(f"Restoring weights from {config.restore_from}"
+            f"{' (all but fc8)' if config.not_restore_last else ''}")
+        return build_model(load_weights(config.restore_from), config.num_classes,
+                           skip_last=config.not_restore_last, source=config.restore_from,
+                           seed=config.random_seed)
+    log("No --restore_from: training from a random initialisation. For DeepLab's results start from "
+        "the converted init.caffemodel (see README).")
+    return DeepLabLargeFOV(config.num_classes, config.width_multiplier, seed=config.random_seed)
+
+
+def train(config: TrainConfig, log: Callable[[str], None] = print) -> int:
+    """Run (or resume) training; returns the step reached."""
+    if min(config.input_size) < 1 or config.batch_size < 1 or config.num_steps < 0:
+        raise DeepLabError("--input_size, --batch_size must be positive and --num_steps non-negative")
+    strategy = _make_strategy(config.strategy)
+    chief = _is_chief(strategy)
+    log_dir = config.log_dir or os.path.join(config.snapshot_dir, "logs")
+    if chief:
+        for directory, flag in ((config.snapshot_dir, "--snapshot_dir"), (config.save_dir, "--save_dir"),
+                                (log_dir, "--log_dir")):
+            check_writable(directory, flag)
+    entries = read_list(config.data_dir, config.data_list)
+    if config.check_data:
+        entries = preflight(entries, config.num_classes, config.ignore_label, config.skip_bad, log)
+
+    latest = tf.train.latest_checkpoint(config.snapshot_dir)
+    if latest:
+        log(f"Resuming from {latest}")
+    with strategy.scope():
+        model = _build_model(config, latest, log)
+        variables = model.named_variables()
+        schedule = learning_rate_schedule(config.lr_policy, config.learning_rate, max(config.num_steps, 1),
+                                          step_size=config.lr_step, gamma=config.lr_gamma,
+                                          power=config.lr_power)
+        optimizer = Optimizer(variables, config.optimizer, schedule, momentum=config.momentum,
+                              weight_decay=config.weight_decay,
+                              lr_mult=caffe_lr_multipliers(variables) if config.optimizer == "sgd" else None)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    snapshot_dir = config.snapshot_dir if chief else os.path.join(
+        config.snapshot_dir, ".worker-tmp", str(getattr(strategy.extended, "_cluster_resolver").task_id))
+    manager = tf.train.CheckpointManager(checkpoint, snapshot_dir, max_to_keep=config.max_to_keep,
+                                         checkpoint_name="model.ckpt")
+    if latest:
+        checkpoint.restore(latest).assert_existing_objects_matched()
+    step = int(optimizer.iterations.numpy())
+
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise DeepLabError(f"--batch_size {config.batch_size} is not divisible by the {replicas} replicas")
+
+    def dataset_fn(context: tf.distribute.InputContext):
+        shard = entries[context.input_pipeline_id::context.num_input_pipelines] or entries
+        return train_dataset(shard, config.input_size, context.get_per_replica_batch_size(config.batch_size),
+                             num_classes=config.num_classes, ignore_label=config.ignore_label,
+                             random_scale=config.random_scale, random_mirror=config.random_mirror,
+                             seed=config.random_seed + 1000003 * step + 7919 * context.input_pipeline_id)
+
+    dataset = strategy.distribute_datasets_from_function(dataset_fn)
+    var_list = list(variables.values())
+
+    def replica_step(images, labels):
+        with tf.GradientTape() as tape:
+            logits = model(images, training=True)
+            loss_sum, count = segmentation_loss_terms(logits, labels, config.num_classes, config.ignore_label)
+            total = tf.distribute.get_replica_context().all_reduce("sum", count)
+            loss = loss_sum / tf.maximum(total, 1.0)
+        return tape.gradient(loss, var_list), loss
+
+    @tf.function
+    def train_step(batch):
+        grads, loss = strategy.run(replica_step, args=batch)
+        grads = [strategy.reduce("sum", g, axis=None) for g in grads]
+        optimizer.apply(grads, var_list)
+        return strategy.reduce("sum", loss, axis=None)
+
+    predict = tf.function(lambda x: model.predict_labels(x))
+    writer = tf.summary.create_file_writer(log_dir) if chief else tf.summary.create_noop_writer()
+    iterator = iter(dataset)
+    preview = next(iter(train_dataset(entries[:max(config.save_num_images, 1)], config.input_size,
+                                      max(config.save_num_images, 1), num_classes=config.num_classes,
+                                      ignore_label=config.ignore_label, random_scale=False,
+                                      random_mirror=False, seed=config.random_seed, shuffle=False,
+                                      drop_remainder=False)))
+
+    def snapshot(at: int):
+        path = manager.save(checkpoint_number=at)
+        if config.save_num_images > 0:
+            images, labels = preview
+            preds = predict(images).numpy()
+            figure = _figure(images.numpy(), labels.numpy(), preds)
+            if chief:
+                _save_png(os.path.join(config.save_dir, f"train_{at}.png"), figure)
+                with writer.as_default(step=at):
+                    tf.summary.image("data|mask|pred", figure[None], step=at)
+        return path
+
+    if step == 0 and not latest:
+        snapshot(0)
+    log(f"Training {model.count_params()} parameters on {len(entries)} images, {replicas} replica(s), "
+        f"from step {step} to {config.num_steps}.")
+    stop = None
+    started, started_step = time.time(), step
+    with _StopSignals() as signals:
+        while step < config.num_steps:
+            t0 = time.time()
+            loss = float(train_step(next(iterator)))
+            step += 1
+            if not math.isfinite(loss):
+                raise TrainingStopped(
+                    f"loss is {loss} at step {step}: training stopped; the last good snapshot is "
+                    f"{manager.latest_checkpoint} (lower --learning_rate?)")
+            elapsed = time.time() - t0
+            if chief:
+                with writer.as_default(step=step):
+                    tf.summary.scalar("loss", loss)
+                    tf.summary.scalar("learning_rate", optimizer.learning_rate())
+            if step % config.print_every == 0 or step == config.num_steps:
+                rate = (step - started_step) / max(time.time() - started, 1e-9)
+                eta = (config.num_steps - step) / max(rate, 1e-9)
+                log(f"step {step:d} \t loss = {loss:.3f}, ({elapsed:.3f} sec/step, "
+                    f"{config.batch_size / max(elapsed, 1e-9):.1f} images/s, ETA {_hms(eta)})")
+            if step % config.save_pred_every == 0 or step == config.num_steps:
+                snapshot(step)
+            if signals.received is not None:
+                stop = signals.received
+                break
+    if stop is not None:
+        if manager.latest_checkpoint is None or not manager.latest_checkpoint.endswith(f"-{step}"):
+            snapshot(step)
+        log(f"Stopped by signal {stop} at step {step}; snapshot {manager.latest_checkpoint}. "
+            f"Run the same command to resume.")
+    else:
+        log(f"Training finished at step {step}; snapshot {manager.latest_checkpoint}")
+    writer.flush()
+    return step
+
+
+def _hms(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
