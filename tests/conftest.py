@@ -82,3 +82,26 @@ def assert_one_line_error(code, err, *needles):
     assert "Traceback" not in err
     for needle in needles:
         assert str(needle) in lines[0], (needle, lines[0])
+
+
+def make_dataset(root, num: int, seed: int = 0, name: str = "train.txt"):
+    """A small VOC-layout dataset (JPEG images, palette PNG labels) made by the sample generator."""
+    sys.path.insert(0, os.path.join(ROOT, "dataset"))
+    import make_sample_data
+    from PIL import Image
+    from deeplab_lfov.colormap import palette
+    rng = np.random.RandomState(seed)
+    os.makedirs(os.path.join(root, "JPEGImages"), exist_ok=True)
+    os.makedirs(os.path.join(root, "SegmentationClassAug"), exist_ok=True)
+    lines = []
+    for i in range(num):
+        image, label = make_sample_data.make_pair(rng)
+        Image.fromarray(image).save(os.path.join(root, "JPEGImages", f"img_{i}.jpg"), quality=95)
+        png = Image.fromarray(label, mode="P")
+        png.putpalette(palette())
+        png.save(os.path.join(root, "SegmentationClassAug", f"img_{i}.png"))
+        lines.append(f"/JPEGImages/img_{i}.jpg /SegmentationClassAug/img_{i}.png\n")
+    list_path = os.path.join(root, name)
+    with open(list_path, "w") as f:
+        f.writelines(lines)
+    return str(list_path)
