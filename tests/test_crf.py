@@ -1,0 +1,144 @@
+"""The dense CRF and the test-time protocol (flip, scales, 513 padding)."""
+
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import assert_one_line_error, make_dataset, run_cli
+from deeplab_lfov.crf import CRFParams, DenseCRF
+from deeplab_lfov.evaluation import evaluate
+from deeplab_lfov.image_reader import read_list
+from deeplab_lfov.images import preprocess
+from deeplab_lfov.model import DeepLabLargeFOV
+from deeplab_lfov.predict import Predictor
+
+
+def _two_regions(seed=0):
+    """A flat two-colour image with a wavy boundary, and blurred, noisy probabilities of it."""
+    h, w = 80, 100
+    yy, xx = np.mgrid[0:h, 0:w]
+    truth = (xx > 50 + 8 * np.sin(yy / 6.0)).astype(np.int64)
+    rgb = np.where(truth[..., None] == 1, [200, 60, 40], [40, 90, 200]).astype(np.uint8)
+    rng = np.random.RandomState(seed)
+    onehot = np.stack([truth == 0, truth == 1], -1).astype(np.float64)
+    blurred = tf.nn.avg_pool2d(onehot[None], 15, 1, "SAME").numpy()[0]  # boundary smeared over ~15 px
+    noisy = np.clip(blurred + rng.normal(0, 0.6, blurred.shape), 1e-3, None)
+    probs = (noisy / noisy.sum(-1, keepdims=True)).astype(np.float32)
+    return rgb, probs, truth
+
+
+def test_crf_recovers_the_true_regions_better_than_argmax():
+    rgb, probs, truth = _two_regions()
+    before = np.mean(probs.argmax(-1) == truth)
+    refined = DenseCRF()(rgb, probs)
+    after = np.mean(refined.argmax(-1) == truth)
+    assert before < 0.9  # the input really is noisy
+    assert after > 0.98 and after > before + 0.08
+    assert refined.shape == probs.shape
+    np.testing.assert_allclose(refined.sum(-1), 1.0, rtol=1e-5)
+
+
+class _RecordingBackend:
+    """Stands in for pydensecrf.densecrf and records what reaches it."""
+
+    def __init__(self):
+        self.calls = {}
+
+    def DenseCRF2D(self, w, h, n):
+        backend = self
+
+        class _CRF:
+            def setUnaryEnergy(self, u):
+                backend.calls["unary_shape"] = u.shape
+
+            def addPairwiseGaussian(self, **kw):
+                backend.calls["gaussian"] = kw
+
+            def addPairwiseBilateral(self, **kw):
+                backend.calls["bilateral"] = {k: v for k, v in kw.items() if k != "rgbim"}
+
+            def inference(self, iterations):
+                backend.calls["iterations"] = iterations
+                return np.full((n, w * h), 1.0 / n, np.float32)
+        return _CRF()
+
+
+def test_every_crf_flag_reaches_the_library(monkeypatch):
+    import argparse
+    from deeplab_lfov import crf as crf_module
+    parser = argparse.ArgumentParser()
+    crf_module.add_crf_arguments(parser)
+    args = parser.parse_args(["--crf", "--bi_w", "5", "--bi_xy_std", "70", "--bi_rgb_std", "3",
+                              "--pos_w", "2", "--pos_xy_std", "4", "--crf_iterations", "7"])
+    backend = _RecordingBackend()
+    monkeypatch.setattr(crf_module, "_import_backend", lambda: backend)
+    crf = crf_module.crf_from_args(args)
+    crf(np.zeros((6, 8, 3), np.uint8), np.full((6, 8, 3), 1 / 3, np.float32))
+    assert backend.calls == {"unary_shape": (3, 48), "gaussian": {"sxy": 4.0, "compat": 2.0},
+                             "bilateral": {"sxy": 70.0, "srgb": 3.0, "compat": 5.0}, "iterations": 7}
+    assert crf_module.crf_from_args(parser.parse_args([])) is None
+    assert CRFParams() == CRFParams(bi_w=4, bi_xy_std=121, bi_rgb_std=5, pos_w=3, pos_xy_std=3, iterations=10)
+
+
+def test_evaluate_crf_without_the_package_is_one_line(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "pydensecrf", None)
+    monkeypatch.setitem(sys.modules, "pydensecrf.densecrf", None)
+    code, _, err = run_cli("evaluate.py", ["--crf", "--restore_from", tmp_path], capsys)
+    assert_one_line_error(code, err, "pydensecrf2", "pip install")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return DeepLabLargeFOV(num_classes=21, width_multiplier=0.125, seed=4)
+
+
+def test_flip_averaging_of_a_mirrored_image_is_the_mirrored_prediction(model):
+    rgb = np.random.RandomState(0).randint(0, 255, (41, 57, 3), dtype=np.uint8)
+    predictor = Predictor(model, flip=True)
+    np.testing.assert_allclose(predictor.probabilities(rgb[:, ::-1]), predictor.probabilities(rgb)[:, ::-1],
+                               rtol=1e-4, atol=1e-6)
+    plain = Predictor(model).probabilities(rgb)
+    assert not np.allclose(plain[:, ::-1], Predictor(model).probabilities(rgb[:, ::-1]), atol=1e-6)
+
+
+def test_single_scale_one_is_the_plain_prediction(model):
+    rgb = np.random.RandomState(1).randint(0, 255, (50, 38, 3), dtype=np.uint8)
+    plain = tf.nn.softmax(model.upsampled_logits(tf.constant(preprocess(rgb)[None]))).numpy()[0]
+    np.testing.assert_allclose(Predictor(model, scales=(1.0,)).probabilities(rgb), plain, rtol=1e-5, atol=1e-7)
+    multi = Predictor(model, scales=(0.5, 0.75, 1.0)).probabilities(rgb)
+    assert multi.shape == plain.shape and not np.allclose(multi, plain)
+    np.testing.assert_allclose(multi.sum(-1), 1.0, rtol=1e-5)
+
+
+def test_padding_to_513_keeps_the_scored_area(model, tmp_path):
+    list_path = make_dataset(str(tmp_path), 2)
+    entries = read_list(str(tmp_path), list_path)
+    padded = Predictor(model, pad_to=513)
+    assert padded.probabilities(np.zeros((120, 160, 3), np.uint8)).shape == (120, 160, 21)
+    plain_cm = evaluate(Predictor(model), entries, num_classes=21, log=lambda s: None)["plain"]
+    padded_cm = evaluate(padded, entries, num_classes=21, log=lambda s: None)["plain"]
+    assert plain_cm.sum() == padded_cm.sum() > 0  # same pixels scored
+    assert plain_cm.sum(1).tolist() == padded_cm.sum(1).tolist()
+
+
+def test_evaluate_with_crf_reports_both_from_one_run_with_workers(tmp_path, capsys, model):
+    from deeplab_lfov.weights import save_weights
+    list_path = make_dataset(str(tmp_path), 3)
+    prefix = save_weights(str(tmp_path / "w.ckpt"), {k: v.numpy() for k, v in model.named_variables().items()})
+    code, out, err = run_cli("evaluate.py", ["--data_dir", tmp_path, "--data_list", list_path, "--restore_from",
+                                             prefix, "--crf", "--workers", "2", "--crf_iterations", "3"], capsys)
+    assert code == 0, err
+    assert "Without CRF:" in out and "With CRF:" in out and out.count("Mean IoU:") == 2
+
+
+def test_crf_search_prints_the_best_setting(tmp_path, capsys, model):
+    from deeplab_lfov.weights import save_weights
+    list_path = make_dataset(str(tmp_path), 2)
+    prefix = save_weights(str(tmp_path / "w.ckpt"), {k: v.numpy() for k, v in model.named_variables().items()})
+    code, out, err = run_cli("util/crf_search.py", ["--data_dir", tmp_path, "--data_list", list_path,
+                                                    "--restore_from", prefix, "--bi_w", "3,5", "--bi_xy_std", "30",
+                                                    "--bi_rgb_std", "3", "--crf_iterations", "2"], capsys)
+    assert code == 0, err
+    assert len([l for l in out.splitlines() if l.startswith("bi_w ")]) == 2 and "Best: --bi_w " in out
