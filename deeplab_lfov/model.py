@@ -69,7 +69,7 @@ def _pool(name: str, kind: str, stride: int) -> Layer:
 
 
 def layer_table(num_classes: int = NUM_CLASSES, width_multiplier: float = 1.0,
-                widths: Optional[Mapping[str, int]] = None) -> Tuple[Layer, ...]:
+                widths: Optional[Mapping[str, int]] = None, dropout_rate: float = 0.5) -> Tuple[Layer, ...]:
     """The DeepLab-LargeFOV layer table.
 
     Args:
@@ -78,6 +78,7 @@ def layer_table(num_classes: int = NUM_CLASSES, width_multiplier: float = 1.0,
         (8, 16, 32, 64, 64, 128, 128 filters).
       widths: explicit filters per conv layer name (``{"conv1_1": 8, ...}``), overriding the
         multiplier; used to build a net matching a checkpoint.
+      dropout_rate: of drop6 and drop7 in training (0.5 in DeepLab).
     """
     if num_classes < 1:
         raise ValueError(f"num_classes must be positive, got {num_classes}")
@@ -99,9 +100,9 @@ def layer_table(num_classes: int = NUM_CLASSES, width_multiplier: float = 1.0,
     table += [
         _pool("pool5a", "avg_pool", 1),
         _conv("fc6", width("fc6"), dilation=12),
-        Layer("drop6", "dropout", rate=0.5),
+        Layer("drop6", "dropout", rate=dropout_rate),
         _conv("fc7", width("fc7"), kernel=1),
-        Layer("drop7", "dropout", rate=0.5),
+        Layer("drop7", "dropout", rate=dropout_rate),
         _conv("fc8_voc12", num_classes, kernel=1, relu=False),
     ]
     return tuple(table)
@@ -218,6 +219,7 @@ class DeepLabLargeFOV(tf.Module):
       width_multiplier: scales all widths but fc8's (1.0 = the published net, 20.5M parameters).
       widths: explicit widths per conv layer (see ``layer_table``).
       seed: seed of the random initialisation (He-normal filters, zero biases, fc8 N(0, 0.01)).
+      dropout_rate: of drop6/drop7 when ``training`` (0.5 as in DeepLab).
       compute_dtype: dtype of the convolutions; variables stay float32 (``tf.bfloat16`` or
         ``tf.float16`` for mixed precision).
 
@@ -229,10 +231,10 @@ class DeepLabLargeFOV(tf.Module):
 
     def __init__(self, num_classes: int = NUM_CLASSES, width_multiplier: float = 1.0, *,
                  widths: Optional[Mapping[str, int]] = None, seed: Optional[int] = 0,
-                 compute_dtype=tf.float32, name: str = "deeplab_lfov"):
+                 dropout_rate: float = 0.5, compute_dtype=tf.float32, name: str = "deeplab_lfov"):
         super().__init__(name=name)
         self.num_classes = int(num_classes)
-        self.table = layer_table(num_classes, width_multiplier, widths)
+        self.table = layer_table(num_classes, width_multiplier, widths, dropout_rate)
         self.compute_dtype = tf.as_dtype(compute_dtype)
         rng = np.random.RandomState(seed)
         in_channels = 3
@@ -282,7 +284,7 @@ class DeepLabLargeFOV(tf.Module):
             elif layer.kind == "avg_pool":
                 x = caffe_avg_pool(x, layer.kernel, layer.stride, layer.pad)
             elif layer.kind == "dropout":
-                if training:
+                if training and layer.rate > 0:
                     x = tf.nn.dropout(x, rate=layer.rate)
             else:  # pragma: no cover - the table is ours
                 raise ValueError(f"unknown layer kind {layer.kind!r}")

@@ -17,7 +17,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import shutil
 import signal
+import tempfile
 import time
 from typing import Callable, List, Optional, Tuple
 
@@ -32,7 +34,7 @@ from .model import DeepLabLargeFOV
 from .optim import Optimizer, caffe_lr_multipliers, learning_rate_schedule
 from .weights import build_model, load_weights, widths_from_weights
 
-__all__ = ["TrainConfig", "segmentation_loss_terms", "train", "check_writable", "preflight",
+__all__ = ["TrainConfig", "segmentation_loss_terms", "make_train_step", "train", "check_writable", "preflight",
            "TrainingStopped"]
 
 
@@ -165,6 +167,34 @@ class _StopSignals:
             signal.signal(sig, handler)
 
 
+def make_train_step(strategy: tf.distribute.Strategy, model: DeepLabLargeFOV, optimizer: Optimizer,
+                    num_classes: int, ignore_label: int):
+    """A compiled step on a distributed batch: returns the loss over the whole global batch.
+
+    Each replica sums its pixel losses and divides by the number of valid pixels of *all*
+    replicas; the gradients are then summed over replicas, so the update equals one device's on
+    the global batch however the ignore pixels are spread.
+    """
+    var_list = list(model.named_variables().values())
+
+    def replica_step(images, labels):
+        with tf.GradientTape() as tape:
+            logits = model(images, training=True)
+            loss_sum, count = segmentation_loss_terms(logits, labels, num_classes, ignore_label)
+            total = tf.distribute.get_replica_context().all_reduce("sum", count)
+            loss = loss_sum / tf.maximum(total, 1.0)
+        return tape.gradient(loss, var_list), loss
+
+    @tf.function
+    def train_step(batch):
+        grads, loss = strategy.run(replica_step, args=batch)
+        grads = [strategy.reduce("sum", g, axis=None) for g in grads]
+        optimizer.apply(grads, var_list)
+        return strategy.reduce("sum", loss, axis=None)
+
+    return train_step
+
+
 def _make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "default":
         return tf.distribute.get_strategy()
@@ -176,7 +206,8 @@ def _make_strategy(name: str) -> tf.distribute.Strategy:
 
 
 def _is_chief(strategy: tf.distribute.Strategy) -> bool:
-    resolver = getattr(strategy.extended, "_cluster_resolver", None)
+    """The chief (or worker 0 when the cluster names no chief) writes; others only compute."""
+    resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not resolver.cluster_spec().as_dict():
         return True
     task_type, task_id = resolver.task_type, resolver.task_id
@@ -230,10 +261,8 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> int:
                               weight_decay=config.weight_decay,
                               lr_mult=caffe_lr_multipliers(variables) if config.optimizer == "sgd" else None)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
-    snapshot_dir = config.snapshot_dir if chief else os.path.join(
-        config.snapshot_dir, ".worker-tmp", str(getattr(strategy.extended, "_cluster_resolver").task_id))
-    manager = tf.train.CheckpointManager(checkpoint, snapshot_dir, max_to_keep=config.max_to_keep,
-                                         checkpoint_name="model.ckpt")
+    manager = tf.train.CheckpointManager(checkpoint, config.snapshot_dir, max_to_keep=config.max_to_keep,
+                                         checkpoint_name="model.ckpt") if chief else None
     if latest:
         checkpoint.restore(latest).assert_existing_objects_matched()
     step = int(optimizer.iterations.numpy())
@@ -250,22 +279,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> int:
                              seed=config.random_seed + 1000003 * step + 7919 * context.input_pipeline_id)
 
     dataset = strategy.distribute_datasets_from_function(dataset_fn)
-    var_list = list(variables.values())
-
-    def replica_step(images, labels):
-        with tf.GradientTape() as tape:
-            logits = model(images, training=True)
-            loss_sum, count = segmentation_loss_terms(logits, labels, config.num_classes, config.ignore_label)
-            total = tf.distribute.get_replica_context().all_reduce("sum", count)
-            loss = loss_sum / tf.maximum(total, 1.0)
-        return tape.gradient(loss, var_list), loss
-
-    @tf.function
-    def train_step(batch):
-        grads, loss = strategy.run(replica_step, args=batch)
-        grads = [strategy.reduce("sum", g, axis=None) for g in grads]
-        optimizer.apply(grads, var_list)
-        return strategy.reduce("sum", loss, axis=None)
+    train_step = make_train_step(strategy, model, optimizer, config.num_classes, config.ignore_label)
 
     predict = tf.function(lambda x: model.predict_labels(x))
     writer = tf.summary.create_file_writer(log_dir) if chief else tf.summary.create_noop_writer()
@@ -276,8 +290,16 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> int:
                                       random_mirror=False, seed=config.random_seed, shuffle=False,
                                       drop_remainder=False)))
 
+    saved = {"path": latest}
+
     def snapshot(at: int):
-        path = manager.save(checkpoint_number=at)
+        if chief:
+            saved["path"] = manager.save(checkpoint_number=at)
+        else:  # every worker saves, as tf.distribute asks; only the chief's copy is kept
+            scratch = tempfile.mkdtemp(prefix="deeplab-worker-")
+            checkpoint.write(os.path.join(scratch, "model.ckpt"))
+            shutil.rmtree(scratch, ignore_errors=True)
+            saved["path"] = os.path.join(config.snapshot_dir, f"model.ckpt-{at}")
         if config.save_num_images > 0:
             images, labels = preview
             preds = predict(images).numpy()
@@ -286,8 +308,6 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> int:
                 _save_png(os.path.join(config.save_dir, f"train_{at}.png"), figure)
                 with writer.as_default(step=at):
                     tf.summary.image("data|mask|pred", figure[None], step=at)
-        return path
-
     if step == 0 and not latest:
         snapshot(0)
     log(f"Training {model.count_params()} parameters on {len(entries)} images, {replicas} replica(s), "
@@ -302,7 +322,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> int:
             if not math.isfinite(loss):
                 raise TrainingStopped(
                     f"loss is {loss} at step {step}: training stopped; the last good snapshot is "
-                    f"{manager.latest_checkpoint} (lower --learning_rate?)")
+                    f"{saved['path']} (lower --learning_rate?)")
             elapsed = time.time() - t0
             if chief:
                 with writer.as_default(step=step):
@@ -319,12 +339,12 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> int:
                 stop = signals.received
                 break
     if stop is not None:
-        if manager.latest_checkpoint is None or not manager.latest_checkpoint.endswith(f"-{step}"):
+        if not (saved["path"] or "").endswith(f"-{step}"):
             snapshot(step)
-        log(f"Stopped by signal {stop} at step {step}; snapshot {manager.latest_checkpoint}. "
+        log(f"Stopped by signal {stop} at step {step}; snapshot {saved['path']}. "
             f"Run the same command to resume.")
     else:
-        log(f"Training finished at step {step}; snapshot {manager.latest_checkpoint}")
+        log(f"Training finished at step {step}; snapshot {saved['path']}")
     writer.flush()
     return step
 

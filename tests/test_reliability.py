@@ -116,7 +116,8 @@ def test_sigkill_after_a_snapshot_resumes_and_ends_at_the_same_step(tmp_path):
     args = _train_args(tmp_path, list_path, **{"--num_steps": "400", "--save_pred_every": "2",
                                                "--print_every": "50", "--save_num_images": "0"})
     proc = _spawn_training(args)
-    _wait_for(lambda: os.path.exists(tmp_path / "snap" / "model.ckpt-2.index"), proc)
+    # The snapshot's files land first, then the 'checkpoint' index is switched to them.
+    _wait_for(lambda: (tf.train.latest_checkpoint(str(tmp_path / "snap")) or "").endswith("-2"), proc)
     proc.kill()
     proc.wait(timeout=30)
     latest = tf.train.latest_checkpoint(str(tmp_path / "snap"))
