@@ -25,6 +25,8 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help=f"classes of the model (default: read from the weights, else {NUM_CLASSES})")
     p.add_argument("--scales", default="1.0", help="comma-separated test scales, e.g. 0.5,0.75,1.0")
     p.add_argument("--flip", action="store_true", help="average with the mirrored image's prediction")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                   help="compute precision (fp32 is fastest on CPUs)")
     p.add_argument("--pad_to", type=int, default=None, help="pad to this size (DeepLab: 513)")
     from deeplab_lfov.crf import add_crf_arguments
     add_crf_arguments(p)
@@ -38,6 +40,7 @@ def main(argv=None) -> int:
     from deeplab_lfov.errors import DeepLabError
     from deeplab_lfov.images import read_image
     from deeplab_lfov.predict import Predictor, parse_scales
+    from deeplab_lfov.model import compute_dtype_for
     from deeplab_lfov.weights import build_model, load_weights
     from deeplab_lfov.colormap import save_mask
     import numpy as np
@@ -47,7 +50,8 @@ def main(argv=None) -> int:
     except ValueError as e:
         raise DeepLabError(f"--scales: {e}") from None
     rgb = read_image(args.img_path)
-    model = build_model(load_weights(args.model_weights), args.num_classes, source=args.model_weights)
+    model = build_model(load_weights(args.model_weights), args.num_classes, source=args.model_weights,
+                        compute_dtype=compute_dtype_for(args.precision))
     probs = Predictor(model, scales=scales, flip=args.flip, pad_to=args.pad_to).probabilities(rgb)
     if crf is not None:
         probs = crf(rgb, probs)

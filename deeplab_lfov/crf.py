@@ -20,7 +20,8 @@ import numpy as np
 
 from .errors import DeepLabError
 
-__all__ = ["CRFParams", "DenseCRF", "add_crf_arguments", "crf_from_args", "CRF_PACKAGE"]
+__all__ = ["CRFParams", "DenseCRF", "add_crf_arguments", "crf_from_args", "CRF_PACKAGE", "init_worker",
+           "crf_labels"]
 
 CRF_PACKAGE = "pydensecrf2"
 
@@ -93,3 +94,19 @@ def params_from_args(args: argparse.Namespace) -> CRFParams:
 def crf_from_args(args: argparse.Namespace) -> Optional[DenseCRF]:
     """The CRF the flags ask for, or None without ``--crf``; fails at once if the package is missing."""
     return DenseCRF(params_from_args(args)) if args.crf else None
+
+
+# Worker-process side of parallel evaluation: this module imports no TensorFlow, so spawned CRF
+# workers start in a fraction of a second and stay small.
+_worker_crf: Optional[DenseCRF] = None
+
+
+def init_worker(params: CRFParams) -> None:
+    """Process-pool initializer: build the CRF once per worker."""
+    global _worker_crf
+    _worker_crf = DenseCRF(params)
+
+
+def crf_labels(rgb: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """The CRF's label map of one image (in a worker set up by ``init_worker``)."""
+    return np.argmax(_worker_crf(rgb, probs), axis=-1).astype(np.uint8)

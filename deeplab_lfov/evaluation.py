@@ -18,24 +18,12 @@ from typing import Callable, Dict, Optional, Sequence
 import numpy as np
 
 from .colormap import save_mask
-from .crf import CRFParams, DenseCRF
+from .crf import CRFParams, DenseCRF, crf_labels, init_worker
 from .image_reader import Entry, load_pair
 from .metrics import confusion_matrix, scores
 from .predict import Predictor
 
 __all__ = ["evaluate"]
-
-_worker_crf: Optional[DenseCRF] = None
-
-
-def _init_worker(params: CRFParams) -> None:
-    global _worker_crf
-    _worker_crf = DenseCRF(params)
-
-
-def _crf_labels(rgb: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    return np.argmax(_worker_crf(rgb, probs), axis=-1).astype(np.uint8)
-
 
 def _mask_name(entry: Entry) -> str:
     return os.path.splitext(os.path.basename(entry.image))[0] + ".png"
@@ -57,9 +45,9 @@ def evaluate(predictor: Predictor, entries: Sequence[Entry], *, num_classes: int
         if workers > 1:
             pool = concurrent.futures.ProcessPoolExecutor(
                 workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker, initargs=(crf_params,))
+                initializer=init_worker, initargs=(crf_params,))
         else:
-            _init_worker(crf_params)
+            init_worker(crf_params)
     pending: deque = deque()
 
     def finish(entry, label, future_or_labels):
@@ -79,11 +67,11 @@ def evaluate(predictor: Predictor, entries: Sequence[Entry], *, num_classes: int
                 if save_dir:
                     save_mask(os.path.join(save_dir, _mask_name(entry)), pred)
             elif pool:
-                pending.append((entry, label, pool.submit(_crf_labels, rgb, probs)))
+                pending.append((entry, label, pool.submit(crf_labels, rgb, probs)))
                 while len(pending) > 2 * workers:
                     finish(*pending.popleft())
             else:
-                finish(entry, label, _crf_labels(rgb, probs))
+                finish(entry, label, crf_labels(rgb, probs))
             if done % 100 == 0 or done == len(entries):
                 so_far = scores(confusion["plain"])["mean_iou"]
                 log(f"{done}/{len(entries)} images, {done / (time.time() - started):.2f} images/s, "

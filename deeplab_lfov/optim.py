@@ -66,6 +66,10 @@ class Optimizer(tf.Module):
         self.names = list(variables)
         self.lr_mult = {n: float((lr_mult or {}).get(n, 1.0)) for n in self.names}
         self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")
+        # Dynamic loss scale for float16 training (as Keras' LossScaleOptimizer): halved when
+        # gradients overflow (the step is skipped), doubled after 2000 good steps.
+        self.loss_scale = tf.Variable(2.0 ** 15, trainable=False, name="loss_scale")
+        self.good_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="good_steps")
         # Slots are plain lists so that checkpoints key them by position, like the variables.
         self.m = [tf.Variable(tf.zeros_like(v), trainable=False, name="m") for v in variables.values()]
         self.v = ([tf.Variable(tf.zeros_like(v), trainable=False, name="v") for v in variables.values()]
@@ -73,6 +77,24 @@ class Optimizer(tf.Module):
 
     def learning_rate(self) -> tf.Tensor:
         return self.schedule(self.iterations)
+
+    def apply_if_finite(self, grads: Sequence[tf.Tensor], variables: Sequence[tf.Variable]) -> None:
+        """``apply`` when every gradient is finite; otherwise skip the step and halve the loss scale."""
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+
+        def good():
+            self.apply(grads, variables)
+            grow = self.good_steps + 1 >= 2000
+            self.loss_scale.assign(tf.where(grow, self.loss_scale * 2.0, self.loss_scale))
+            self.good_steps.assign(tf.where(grow, tf.constant(0, tf.int64), self.good_steps + 1))
+            return tf.constant(True)
+
+        def bad():
+            self.loss_scale.assign(tf.maximum(self.loss_scale / 2.0, 1.0))
+            self.good_steps.assign(0)
+            return tf.constant(False)
+
+        tf.cond(finite, good, bad)
 
     def apply(self, grads: Sequence[tf.Tensor], variables: Sequence[tf.Variable]) -> None:
         """One update of ``variables`` (in the order given at construction) with ``grads``."""

@@ -30,7 +30,7 @@ from .colormap import decode_labels
 from .errors import DeepLabError
 from .image_reader import Entry, check_entries, read_list, shrink_labels, train_dataset
 from .images import IMG_MEAN
-from .model import DeepLabLargeFOV
+from .model import DeepLabLargeFOV, compute_dtype_for
 from .optim import Optimizer, caffe_lr_multipliers, learning_rate_schedule
 from .weights import build_model, load_weights, widths_from_weights
 
@@ -73,6 +73,7 @@ class TrainConfig:
     check_data: bool = True
     skip_bad: bool = False
     strategy: str = "default"
+    precision: str = "fp32"
 
 
 class TrainingStopped(DeepLabError):
@@ -176,6 +177,7 @@ def make_train_step(strategy: tf.distribute.Strategy, model: DeepLabLargeFOV, op
     the global batch however the ignore pixels are spread.
     """
     var_list = list(model.named_variables().values())
+    scaled = model.compute_dtype == tf.float16  # float16 needs loss scaling; bfloat16 does not
 
     def replica_step(images, labels):
         with tf.GradientTape() as tape:
@@ -183,13 +185,20 @@ def make_train_step(strategy: tf.distribute.Strategy, model: DeepLabLargeFOV, op
             loss_sum, count = segmentation_loss_terms(logits, labels, num_classes, ignore_label)
             total = tf.distribute.get_replica_context().all_reduce("sum", count)
             loss = loss_sum / tf.maximum(total, 1.0)
-        return tape.gradient(loss, var_list), loss
+            target = loss * optimizer.loss_scale if scaled else loss
+        grads = tape.gradient(target, var_list)
+        if scaled:
+            grads = [g / optimizer.loss_scale for g in grads]
+        return grads, loss
 
     @tf.function
     def train_step(batch):
         grads, loss = strategy.run(replica_step, args=batch)
         grads = [strategy.reduce("sum", g, axis=None) for g in grads]
-        optimizer.apply(grads, var_list)
+        if scaled:  # dynamic loss scaling: skip steps whose gradients overflowed
+            optimizer.apply_if_finite(grads, var_list)
+        else:
+            optimizer.apply(grads, var_list)
         return strategy.reduce("sum", loss, axis=None)
 
     return train_step
@@ -221,16 +230,18 @@ def _build_model(config: TrainConfig, resume_from: Optional[str], log) -> DeepLa
         if classes != config.num_classes:
             raise DeepLabError(f"{resume_from}: snapshot has {classes} classes, --num_classes is "
                                f"{config.num_classes}; use another --snapshot_dir")
-        return DeepLabLargeFOV(config.num_classes, widths=widths, seed=config.random_seed)
+        return DeepLabLargeFOV(config.num_classes, widths=widths, seed=config.random_seed,
+                               compute_dtype=compute_dtype_for(config.precision))
     if config.restore_from:
         log(f"Restoring weights from {config.restore_from}"
             f"{' (all but fc8)' if config.not_restore_last else ''}")
         return build_model(load_weights(config.restore_from), config.num_classes,
                            skip_last=config.not_restore_last, source=config.restore_from,
-                           seed=config.random_seed)
+                           seed=config.random_seed, compute_dtype=compute_dtype_for(config.precision))
     log("No --restore_from: training from a random initialisation. For DeepLab's results start from "
         "the converted init.caffemodel (see README).")
-    return DeepLabLargeFOV(config.num_classes, config.width_multiplier, seed=config.random_seed)
+    return DeepLabLargeFOV(config.num_classes, config.width_multiplier, seed=config.random_seed,
+                           compute_dtype=compute_dtype_for(config.precision))
 
 
 def train(config: TrainConfig, log: Callable[[str], None] = print) -> int:

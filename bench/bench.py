@@ -1,0 +1,234 @@
+#!/usr/bin/env python
+"""Benchmark DeepLab-LargeFOV on this machine and print one table (or JSON).
+
+    python bench/bench.py                 # full net, CPU or GPU, about 5 minutes on 2 CPU cores
+    python bench/bench.py --json          # machine-readable
+    python bench/bench.py --tiny          # slim net, 64x64, one repetition (what the test runs)
+
+Everything is measured in one run, so the ratios compare like with like:
+  * the machine's fp32 matrix-multiply rate (a large tf.matmul), the yardstick;
+  * inference at 321x321 and 513x513, batch 1 (logits, Interp upsampling, argmax);
+  * a training step at 321x321, batch 2 (Adam, dropout on); its FLOPs count the forward pass and
+    both backward convolutions (data and filter gradients), i.e. 3x the forward;
+  * peak resident memory of a process that only runs 513x513 inference;
+  * the input pipeline alone (decode + augment, as in training) against the rate the training
+    step consumes images;
+  * evaluation throughput (whole images, 500x375) with and without the dense CRF.
+Achieved GFLOP/s count convolutions only (they are >99.9% of the work).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from deeplab_lfov._tf import tf  # noqa: E402
+from deeplab_lfov.model import PRECISIONS, DeepLabLargeFOV, caffe_pool_output_size  # noqa: E402
+
+
+def conv_flops(model: DeepLabLargeFOV, height: int, width: int) -> float:
+    """Forward FLOPs (2 x multiply-adds) of the convolutions for one image."""
+    total, h, w, cin = 0.0, height, width, 3
+    for layer in model.table:
+        if layer.kind == "conv":
+            total += 2.0 * h * w * layer.kernel ** 2 * cin * layer.filters
+            cin = layer.filters
+        elif layer.kind in ("max_pool", "avg_pool"):
+            h = caffe_pool_output_size(h, layer.kernel, layer.stride, layer.pad)
+            w = caffe_pool_output_size(w, layer.kernel, layer.stride, layer.pad)
+    return total
+
+
+def timed(fn, repeats: int, warmup: int = 1):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return np.array(times)
+
+
+def matmul_rate(n: int, repeats: int) -> float:
+    a = tf.random.normal([n, n])
+    b = tf.random.normal([n, n])
+    f = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
+    t = timed(lambda: f().numpy(), repeats, warmup=2)
+    return 2.0 * n ** 3 / np.median(t) / 1e9
+
+
+def row(name, times, flops, images, peak_gflops):
+    med = float(np.median(times))
+    out = {"name": name, "median_s": med, "min_s": float(times.min()), "max_s": float(times.max()),
+           "images_per_s": images / med}
+    if flops:
+        out["gflops"] = flops / med / 1e9
+        out["ratio_to_matmul"] = out["gflops"] / peak_gflops
+    return out
+
+
+def bench_inference(model, size, repeats, jit, precision_model=None):
+    m = precision_model or model
+    fn = tf.function(lambda x: tf.argmax(m.upsampled_logits(x), -1), jit_compile=jit)
+    x = tf.random.uniform([1, size, size, 3], -120, 140)
+    return timed(lambda: fn(x).numpy(), repeats)
+
+
+def bench_training(model, size, batch, repeats, jit):
+    from deeplab_lfov.optim import Optimizer, learning_rate_schedule
+    from deeplab_lfov.training import make_train_step
+    opt = Optimizer(model.named_variables(), "adam", learning_rate_schedule("fixed", 1e-6, 100))
+    strategy = tf.distribute.get_strategy()
+    step = make_train_step(strategy, model, opt, model.num_classes, 255)
+    if jit:
+        step = tf.function(step.python_function, jit_compile=True)
+    x = tf.random.uniform([batch, size, size, 3], -120, 140)
+    y = tf.random.uniform([batch, size, size], 0, model.num_classes, dtype=tf.int32)
+    return timed(lambda: float(step((x, y))), repeats)
+
+
+def make_images(root: str, count: int, hw=(375, 500)):
+    from PIL import Image
+    rng = np.random.RandomState(0)
+    os.makedirs(os.path.join(root, "JPEGImages"), exist_ok=True)
+    os.makedirs(os.path.join(root, "SegmentationClassAug"), exist_ok=True)
+    lines = []
+    for i in range(count):
+        base = rng.randint(0, 255, size=(hw[0] // 8, hw[1] // 8, 3)).astype(np.uint8)
+        img = Image.fromarray(base).resize((hw[1], hw[0]), Image.BILINEAR)
+        img.save(os.path.join(root, "JPEGImages", f"{i}.jpg"), quality=90)
+        label = np.kron(rng.randint(0, 21, size=(hw[0] // 25 + 1, hw[1] // 25 + 1)), np.ones((25, 25)))
+        Image.fromarray(label[:hw[0], :hw[1]].astype(np.uint8), mode="L").save(
+            os.path.join(root, "SegmentationClassAug", f"{i}.png"))
+        lines.append(f"/JPEGImages/{i}.jpg /SegmentationClassAug/{i}.png\n")
+    with open(os.path.join(root, "list.txt"), "w") as f:
+        f.writelines(lines)
+    return os.path.join(root, "list.txt")
+
+
+def bench_pipeline(root, list_path, size, batch, batches):
+    from deeplab_lfov.image_reader import read_list, train_dataset
+    ds = train_dataset(read_list(root, list_path), (size, size), batch, num_classes=21)
+    it = iter(ds)
+    next(it)
+    t0 = time.perf_counter()
+    for _ in range(batches):
+        next(it)
+    return batches * batch / (time.perf_counter() - t0)
+
+
+def bench_eval(model, root, list_path, crf: bool, count: int):
+    from deeplab_lfov.crf import CRFParams
+    from deeplab_lfov.evaluation import evaluate
+    from deeplab_lfov.image_reader import read_list
+    from deeplab_lfov.predict import Predictor
+    entries = read_list(root, list_path)[:count]
+    predictor = Predictor(model)
+    evaluate(predictor, entries[:1], num_classes=21, log=lambda s: None)  # compile
+    t0 = time.perf_counter()
+    evaluate(predictor, entries, num_classes=21, crf_params=CRFParams() if crf else None,
+             workers=os.cpu_count() or 1, log=lambda s: None)
+    return len(entries) / (time.perf_counter() - t0)
+
+
+def peak_memory_of_inference(size: int, width: float) -> float:
+    """Peak RSS (MB) of a fresh process that builds the net and runs one inference.
+
+    Read from the child's own /proc/self/status VmHWM: Linux carries ``ru_maxrss`` across exec,
+    so the child's getrusage would report this (large) parent's peak instead of its own.
+    """
+    code = ("import sys, resource; sys.path.insert(0, %r)\n"
+            "from deeplab_lfov._tf import tf\n"
+            "from deeplab_lfov.model import DeepLabLargeFOV\n"
+            "m = DeepLabLargeFOV(width_multiplier=%r)\n"
+            "f = tf.function(lambda x: tf.argmax(m.upsampled_logits(x), -1))\n"
+            "x = tf.random.uniform([1, %d, %d, 3], -120, 140)\n"
+            "f(x).numpy(); f(x).numpy()\n"
+            "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')]\n"
+            "print(int(hwm[0].split()[1]) if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n") % (os.path.dirname(HERE), width, size, size)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(out.stdout.strip().splitlines()[-1]) / 1024.0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    p.add_argument("--tiny", action="store_true", help="slim net, 64x64, one repetition (for tests)")
+    p.add_argument("--repeats", type=int, default=None)
+    p.add_argument("--precisions", default=None, help="comma-separated, default fp32,bf16 (+fp16 on GPU)")
+    p.add_argument("--xla", choices=("off", "on", "both"), default="both",
+                   help="compile with XLA, plain tf.function, or measure both")
+    args = p.parse_args(argv)
+
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    width = 0.125 if args.tiny else 1.0
+    sizes = (64, 64) if args.tiny else (321, 513)
+    repeats = args.repeats or (1 if args.tiny else 5)
+    model = DeepLabLargeFOV(width_multiplier=width, seed=0)
+    results = {"device": "GPU" if gpu else f"CPU ({os.cpu_count()} cores)", "tensorflow": tf.__version__,
+               "width_multiplier": width, "rows": []}
+    peak = matmul_rate(512 if args.tiny else 4096, max(repeats, 3))
+    results["matmul_gflops"] = peak
+    jits = {"off": [False], "on": [True], "both": [False, True]}[args.xla]
+    # Low precision is measured on CPUs too, to show whether it pays there (it is the GPU lever).
+    precisions = args.precisions.split(",") if args.precisions else (
+        ["fp32", "bf16", "fp16"] if gpu else ["fp32", "bf16"])
+    for precision in precisions:
+        pm = DeepLabLargeFOV(width_multiplier=width, seed=0, compute_dtype=PRECISIONS[precision])
+        for jit in (jits if precision == "fp32" else [False]):
+            tag = f"{precision}{' xla' if jit else ''}"
+            for size in sizes:
+                t = bench_inference(model, size, repeats, jit, pm)
+                results["rows"].append(row(f"inference {size}x{size} b1 [{tag}]", t, conv_flops(model, size, size),
+                                           1, peak))
+            train_size = sizes[0]
+            t = bench_training(pm, train_size, 2, repeats, jit)
+            results["rows"].append(row(f"train step {train_size}x{train_size} b2 [{tag}]", t,
+                                       3 * 2 * conv_flops(model, train_size, train_size), 2, peak))
+    train_rows = [r for r in results["rows"] if r["name"].startswith("train") and "fp32" in r["name"]]
+    consumed = max(r["images_per_s"] for r in train_rows)
+    with tempfile.TemporaryDirectory() as root:
+        list_path = make_images(root, 8 if args.tiny else 24)
+        pipe = bench_pipeline(root, list_path, sizes[0], 2, 4 if args.tiny else 40)
+        results["pipeline_images_per_s"] = pipe
+        results["pipeline_to_training_ratio"] = pipe / consumed
+        results["eval_images_per_s"] = bench_eval(model, root, list_path, False, 2 if args.tiny else 8)
+        try:
+            results["eval_crf_images_per_s"] = bench_eval(model, root, list_path, True, 2 if args.tiny else 8)
+        except Exception as e:  # the CRF package is optional
+            results["eval_crf_images_per_s"] = None
+            results["crf_note"] = str(e)
+    results["peak_rss_mb_inference_513"] = peak_memory_of_inference(sizes[1], width)
+
+    if args.json:
+        print(json.dumps(results, indent=1))
+        return 0
+    print(f"DeepLab-LargeFOV benchmark: {results['device']}, TensorFlow {results['tensorflow']}, "
+          f"width x{width:g}")
+    print(f"matmul fp32: {peak:.1f} GFLOP/s (the yardstick)")
+    print(f"{'what':<36} {'median s':>9} {'min-max s':>15} {'img/s':>8} {'GFLOP/s':>8} {'of matmul':>9}")
+    for r in results["rows"]:
+        print(f"{r['name']:<36} {r['median_s']:>9.3f} {r['min_s']:>7.3f}-{r['max_s']:<7.3f} "
+              f"{r['images_per_s']:>8.2f} {r['gflops']:>8.1f} {100 * r['ratio_to_matmul']:>8.1f}%")
+    print(f"input pipeline: {pipe:.1f} images/s = {results['pipeline_to_training_ratio']:.1f}x what training consumes")
+    print(f"evaluation: {results['eval_images_per_s']:.2f} images/s without CRF, " +
+          (f"{results['eval_crf_images_per_s']:.2f} with CRF" if results["eval_crf_images_per_s"]
+           else f"CRF not measured ({results.get('crf_note')})"))
+    print(f"peak RSS of a {sizes[1]}x{sizes[1]} inference process: {results['peak_rss_mb_inference_513']:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""The benchmark cannot rot, and low precision stays faithful."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+from conftest import MANIFEST, ROOT, case_input, recipe_weights_tf
+from deeplab_lfov.model import DeepLabLargeFOV
+from deeplab_lfov.optim import Optimizer, learning_rate_schedule
+from deeplab_lfov.weights import build_model
+
+
+def test_benchmark_runs_in_a_tiny_configuration():
+    proc = subprocess.run([sys.executable, os.path.join("bench", "bench.py"), "--tiny", "--json"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["matmul_gflops"] > 0
+    names = [r["name"] for r in result["rows"]]
+    assert any(n.startswith("inference") and "[fp32]" in n for n in names)
+    assert any(n.startswith("train step") and "[fp32 xla]" in n for n in names)
+    assert any("[bf16]" in n for n in names)
+    for r in result["rows"]:
+        assert r["min_s"] <= r["median_s"] <= r["max_s"] and r["gflops"] > 0 and r["ratio_to_matmul"] > 0
+    assert result["pipeline_images_per_s"] > 0 and result["eval_images_per_s"] > 0
+    assert 100 < result["peak_rss_mb_inference_513"] < 4000
+
+
+def test_conv_flops_match_the_published_count():
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    import bench
+    model = DeepLabLargeFOV(seed=0)
+    assert abs(bench.conv_flops(model, 321, 321) / 1e9 - 101.9) < 0.1
+    assert abs(bench.conv_flops(model, 513, 513) / 1e9 - 257.2) < 0.2
+
+
+def test_bf16_predictions_agree_with_fp32_on_the_fixture_inputs():
+    for net in ("slim", "full"):
+        weights = recipe_weights_tf(net)
+        fp32, bf16 = build_model(weights), build_model(weights, compute_dtype=tf.bfloat16)
+        for case in (c for c in MANIFEST["cases"] if c["net"] == net):
+            x = tf.constant(case_input(case))
+            agree = np.mean(fp32.predict_labels(x).numpy() == bf16.predict_labels(x).numpy())
+            assert agree >= 0.99, (case["file"], agree)
+
+
+def test_fp16_loss_scaling_skips_overflowing_steps():
+    w = tf.Variable([1.0, 2.0])
+    opt = Optimizer({"conv1_1/w": w}, "sgd", learning_rate_schedule("fixed", 0.1, 10))
+    opt.apply_if_finite([tf.constant([np.inf, 1.0])], [w])
+    np.testing.assert_array_equal(w.numpy(), [1.0, 2.0])
+    assert float(opt.loss_scale) == 2.0 ** 14 and int(opt.iterations) == 0
+    opt.apply_if_finite([tf.constant([1.0, 1.0])], [w])
+    np.testing.assert_allclose(w.numpy(), [0.9, 1.9])
+    assert int(opt.iterations) == 1
+
+
+def test_mixed_precision_training_step_keeps_fp32_variables():
+    from deeplab_lfov.training import make_train_step
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    for dtype in (tf.bfloat16, tf.float16) if gpu else (tf.bfloat16,):  # no fp16 dilated convs on CPUs
+        model = DeepLabLargeFOV(width_multiplier=0.125, seed=0, compute_dtype=dtype)
+        opt = Optimizer(model.named_variables(), "adam", learning_rate_schedule("fixed", 1e-3, 10))
+        step = make_train_step(tf.distribute.get_strategy(), model, opt, 21, 255)
+        x = tf.random.stateless_uniform([2, 48, 48, 3], (0, 1), -100, 100)
+        y = tf.random.stateless_uniform([2, 48, 48], (0, 2), 0, 21, dtype=tf.int32)
+        before = model.conv1_1.w.numpy().copy()
+        assert np.isfinite(float(step((x, y))))
+        assert model.conv1_1.w.dtype == tf.float32 and not np.array_equal(before, model.conv1_1.w.numpy())
+
+
+def test_train_py_precision_flags(tmp_path, capsys):
+    from conftest import assert_one_line_error, make_dataset, run_cli
+    list_path = make_dataset(str(tmp_path), 2)
+    args = ["--data_dir", tmp_path, "--data_list", list_path, "--snapshot_dir", tmp_path / "snap", "--save_dir",
+            tmp_path / "img", "--input_size", "48,48", "--batch_size", "2", "--num_steps", "1",
+            "--width_multiplier", "0.125"]
+    code, out, err = run_cli("train.py", args + ["--precision", "bf16"], capsys)
+    assert code == 0, err
+    if not tf.config.list_physical_devices("GPU"):
+        code, out, err = run_cli("train.py", args + ["--precision", "fp16"], capsys)
+        assert_one_line_error(code, err, "--precision fp16 needs a GPU")
