@@ -31,7 +31,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--scales", default="1.0", help="comma-separated test scales, e.g. 0.5,0.75,1.0")
     p.add_argument("--flip", action="store_true", help="average with the mirrored image's prediction")
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
-                   help="compute precision (fp32 is fastest on CPUs)")
+                   help="compute precision: fp32 (default, Caffe-exact) or bf16/fp16 (faster on GPUs and on CPUs with bf16 instructions; see bench/bench.py)")
     p.add_argument("--pad_to", type=int, default=None, help="pad inputs to this size (DeepLab: 513)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="CRF worker processes")
     p.add_argument("--skip_check", action="store_true", help="skip the pre-flight check of the list")

@@ -69,8 +69,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", choices=("default", "mirrored", "multi_worker"), default="default",
                    help="tf.distribute strategy (multi_worker reads TF_CONFIG)")
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
-                   help="compute precision (variables stay fp32; fp16 uses loss scaling); "
-                        "fp32 is fastest on CPUs, bf16/fp16 on GPUs")
+                   help="compute precision (variables stay fp32; fp16 uses loss scaling and needs a GPU); "
+                        "bf16/fp16 are faster on GPUs and on CPUs with bf16 instructions (bench/bench.py)")
     return p
 
 

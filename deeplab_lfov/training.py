@@ -304,6 +304,15 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> int:
     saved = {"path": latest}
 
     def snapshot(at: int):
+        try:
+            _write_snapshot(at)
+        except (OSError, tf.errors.OpError) as e:  # disk full, folder removed, ...
+            _remove_partial_snapshots(config.snapshot_dir)
+            reason = getattr(e, "strerror", None) or str(e).strip().splitlines()[0]
+            raise DeepLabError(f"{config.snapshot_dir}: cannot write snapshot {at} ({reason}); the last "
+                               f"complete snapshot is {saved['path']}") from None
+
+    def _write_snapshot(at: int):
         if chief:
             saved["path"] = manager.save(checkpoint_number=at)
         else:  # every worker saves, as tf.distribute asks; only the chief's copy is kept
@@ -358,6 +367,14 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> int:
         log(f"Training finished at step {step}; snapshot {saved['path']}")
     writer.flush()
     return step
+
+
+def _remove_partial_snapshots(directory: str) -> None:
+    """Delete what an interrupted save left: TensorFlow's ``*_temp*`` shards and our ``.tmp`` files."""
+    for name in os.listdir(directory) if os.path.isdir(directory) else []:
+        if "_temp" in name or name.endswith(".tmp"):
+            path = os.path.join(directory, name)
+            shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
 
 
 def _hms(seconds: float) -> str:

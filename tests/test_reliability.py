@@ -146,3 +146,33 @@ def test_sigterm_writes_a_snapshot_at_the_current_step(tmp_path):
     step = int(re.search(r"Stopped by signal 15 at step (\d+)", rest).group(1))
     assert step >= 3
     assert tf.train.latest_checkpoint(str(tmp_path / "snap")).endswith(f"model.ckpt-{step}")
+
+
+def test_image_bombs_are_refused(tmp_path, monkeypatch):
+    from PIL import Image as PILImage
+    from deeplab_lfov.errors import DeepLabError
+    from deeplab_lfov.images import read_image
+    path = tmp_path / "bomb.png"
+    PILImage.new("RGB", (400, 300)).save(path)
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 10_000)  # Pillow's limit, scaled down for the test
+    with pytest.raises(DeepLabError, match="bomb.png: refused, too many pixels"):
+        read_image(str(path))
+
+
+def test_failed_snapshot_write_leaves_no_partial_files(tmp_path, capsys, monkeypatch):
+    """A save that dies half-way (as on a full disk) is a clear error, and its temp files are gone."""
+    list_path = make_dataset(str(tmp_path), 2)
+    real_save = tf.train.CheckpointManager.save
+
+    def failing_save(self, checkpoint_number=None, **kw):
+        if checkpoint_number == 2:
+            os.makedirs(os.path.join(self.directory, "model.ckpt-2_temp"), exist_ok=True)
+            raise OSError(28, "No space left on device")
+        return real_save(self, checkpoint_number=checkpoint_number, **kw)
+
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", failing_save)
+    code, _, err = run_cli("train.py", _train_args(tmp_path, list_path, **{"--num_steps": "4", "--save_pred_every": "2"}),
+                           capsys)
+    assert_one_line_error(code, err, "cannot write snapshot 2", "No space left on device", "model.ckpt-0")
+    assert not [f for f in os.listdir(tmp_path / "snap") if "_temp" in f]
+    assert tf.train.latest_checkpoint(str(tmp_path / "snap")).endswith("model.ckpt-0")

@@ -183,3 +183,28 @@ def test_checkpoint_with_wrong_shapes_is_a_one_line_error(tmp_path, capsys):
     Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(image)
     code, _, err = run_cli("inference.py", [image, prefix], capsys)
     assert_one_line_error(code, err, "bad.ckpt", "conv3_2/w has shape [3, 3, 32, 32], model expects [3, 3, 7, 32]")
+
+
+def test_pycaffe_path_is_used_only_when_given(tmp_path, capsys):
+    """--pycaffe_path imports `caffe` from that folder (a stand-in here with PyCaffe's Net API)."""
+    fake = tmp_path / "pycaffe"
+    fake.mkdir()
+    np.savez(fake / "blobs.npz", **{f"{k}__{i}": b for k, v in recipe_weights_caffe("slim").items()
+                                    for i, b in enumerate(v)})
+    (fake / "caffe.py").write_text(
+        "import os, numpy as np\nTEST = 1\n"
+        "class _Blob:\n    def __init__(self, a): self.data = a\n"
+        "class Net:\n"
+        "    def __init__(self, prototxt, caffemodel, phase):\n"
+        "        z = np.load(os.path.join(os.path.dirname(__file__), 'blobs.npz'))\n"
+        "        self.params = {}\n"
+        "        for key in sorted(z.files, key=lambda k: (k.split('__')[0], int(k.split('__')[1]))):\n"
+        "            self.params.setdefault(key.split('__')[0], []).append(_Blob(z[key]))\n")
+    sys_modules_before = "caffe" in __import__("sys").modules
+    code, out, err = run_cli("util/extract_params.py", [tmp_path / "any.caffemodel", "--pycaffe_path", fake,
+                                                        "--output_dir", tmp_path / "out"], capsys)
+    assert code == 0, err
+    np.testing.assert_array_equal(load_weights(str(tmp_path / "out" / "deeplab_lfov.ckpt"))["fc7/w"],
+                                  recipe_weights_tf("slim")["fc7/w"])
+    assert not sys_modules_before
+    __import__("sys").modules.pop("caffe", None)
