@@ -17,6 +17,7 @@ from deeplab_lfov import cli
 
 def get_args_parser() -> argparse.ArgumentParser:
     from deeplab_lfov.crf import add_crf_arguments
+    from deeplab_lfov.predict import add_test_time_arguments
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data_dir", default="/home/VOCdevkit", help="prefix of the paths in --data_list")
@@ -28,13 +29,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--save_dir", default=None, help="write each prediction as a colour PNG here")
     p.add_argument("--num_classes", type=int, default=21)
     p.add_argument("--ignore_label", type=int, default=255)
-    p.add_argument("--scales", default="1.0", help="comma-separated test scales, e.g. 0.5,0.75,1.0")
-    p.add_argument("--flip", action="store_true", help="average with the mirrored image's prediction")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
-                   help="compute precision: fp32 (default, Caffe-exact) or bf16/fp16 (faster on GPUs and on CPUs with bf16 instructions; see bench/bench.py)")
-    p.add_argument("--pad_to", type=int, default=None, help="pad inputs to this size (DeepLab: 513)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="CRF worker processes")
     p.add_argument("--skip_check", action="store_true", help="skip the pre-flight check of the list")
+    add_test_time_arguments(p)
     add_crf_arguments(p)
     return p
 
@@ -48,26 +45,18 @@ def main(argv=None) -> int:
     from deeplab_lfov.evaluation import evaluate
     from deeplab_lfov.image_reader import read_list
     from deeplab_lfov.metrics import format_report
-    from deeplab_lfov.predict import Predictor, parse_scales
+    from deeplab_lfov.predict import predictor_from_args
     from deeplab_lfov.training import check_writable, preflight
-    from deeplab_lfov.model import compute_dtype_for
-    from deeplab_lfov.weights import build_model, load_weights
 
     weights_from = args.restore_from or args.weights_path
     if not weights_from:
         raise DeepLabError("--restore_from is required: a checkpoint, a snapshot directory or a .caffemodel")
-    try:
-        scales = parse_scales(args.scales)
-    except ValueError as e:
-        raise DeepLabError(f"--scales: {e}") from None
     if args.save_dir:
         check_writable(args.save_dir, "--save_dir")
     entries = read_list(args.data_dir, args.data_list)[:args.num_steps]
     if not args.skip_check:
         preflight(entries, args.num_classes, args.ignore_label, skip_bad=False, log=print)
-    model = build_model(load_weights(weights_from), args.num_classes, source=weights_from,
-                        compute_dtype=compute_dtype_for(args.precision))
-    predictor = Predictor(model, scales=scales, flip=args.flip, pad_to=args.pad_to)
+    predictor = predictor_from_args(weights_from, args.num_classes, args)
     confusion = evaluate(predictor, entries, num_classes=args.num_classes, ignore_label=args.ignore_label,
                          save_dir=args.save_dir, crf_params=params_from_args(args) if args.crf else None,
                          workers=args.workers, log=print)

@@ -23,12 +23,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--save_dir", default="./output/", help="where mask.png is written")
     p.add_argument("--num_classes", type=int, default=None,
                    help=f"classes of the model (default: read from the weights, else {NUM_CLASSES})")
-    p.add_argument("--scales", default="1.0", help="comma-separated test scales, e.g. 0.5,0.75,1.0")
-    p.add_argument("--flip", action="store_true", help="average with the mirrored image's prediction")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
-                   help="compute precision: fp32 (default, Caffe-exact) or bf16/fp16 (faster on GPUs and on CPUs with bf16 instructions; see bench/bench.py)")
-    p.add_argument("--pad_to", type=int, default=None, help="pad to this size (DeepLab: 513)")
     from deeplab_lfov.crf import add_crf_arguments
+    from deeplab_lfov.predict import add_test_time_arguments
+    add_test_time_arguments(p)
     add_crf_arguments(p)
     return p
 
@@ -37,22 +34,13 @@ def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
     from deeplab_lfov.crf import crf_from_args
     crf = crf_from_args(args)  # fails now, before any work, if the CRF package is missing
-    from deeplab_lfov.errors import DeepLabError
-    from deeplab_lfov.images import read_image
-    from deeplab_lfov.predict import Predictor, parse_scales
-    from deeplab_lfov.model import compute_dtype_for
-    from deeplab_lfov.weights import build_model, load_weights
-    from deeplab_lfov.colormap import save_mask
     import numpy as np
+    from deeplab_lfov.colormap import save_mask
+    from deeplab_lfov.images import read_image
+    from deeplab_lfov.predict import predictor_from_args
 
-    try:
-        scales = parse_scales(args.scales)
-    except ValueError as e:
-        raise DeepLabError(f"--scales: {e}") from None
     rgb = read_image(args.img_path)
-    model = build_model(load_weights(args.model_weights), args.num_classes, source=args.model_weights,
-                        compute_dtype=compute_dtype_for(args.precision))
-    probs = Predictor(model, scales=scales, flip=args.flip, pad_to=args.pad_to).probabilities(rgb)
+    probs = predictor_from_args(args.model_weights, args.num_classes, args).probabilities(rgb)
     if crf is not None:
         probs = crf(rgb, probs)
     out = os.path.join(args.save_dir, "mask.png")
