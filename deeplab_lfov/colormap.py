@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 from PIL import Image
+
+from .images import save_png
 
 __all__ = ["VOC_CLASSES", "VOC_COLORS", "IGNORE_COLOR", "palette", "decode_labels", "save_mask"]
 
@@ -45,15 +45,11 @@ def decode_labels(labels: np.ndarray) -> np.ndarray:
 def save_mask(path: str, labels: np.ndarray) -> None:
     """Write a label map as a VOC palette PNG (index values kept, colours for viewing).
 
-    Written to a temporary name and renamed, so an interrupted run leaves no partial PNG.
+    Written atomically (``images.save_png``), so an interrupted run leaves no partial PNG.
     """
     labels = np.asarray(labels)
     if labels.ndim != 2 or labels.min(initial=0) < 0 or labels.max(initial=0) > 255:
         raise ValueError(f"a label map is 2-D with values 0..255, got shape {labels.shape}")
     image = Image.fromarray(labels.astype(np.uint8), mode="P")
     image.putpalette(palette())
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp")
-    image.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    save_png(path, image)

@@ -8,6 +8,7 @@ Pillow's decompression-bomb limit stays on.
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Optional
 
@@ -16,7 +17,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .errors import DeepLabError
 
-__all__ = ["IMG_MEAN", "read_image", "read_label", "preprocess", "check_label_values"]
+__all__ = ["IMG_MEAN", "read_image", "read_label", "preprocess", "check_label_values", "save_png"]
 
 # Mean of the ImageNet images VGG-16 was trained on, in the network's (B, G, R) channel order.
 IMG_MEAN = np.array((104.00698793, 116.66876762, 122.67891434), dtype=np.float32)
@@ -82,3 +83,20 @@ def check_label_values(label: np.ndarray, num_classes: int, ignore_label: int, p
 def preprocess(rgb: np.ndarray, mean: Optional[np.ndarray] = None) -> np.ndarray:
     """RGB uint8 (H, W, 3) to the network's input: BGR float32 minus the VGG mean."""
     return rgb[..., ::-1].astype(np.float32) - (IMG_MEAN if mean is None else mean)
+
+
+def save_png(path: str, image: Image.Image) -> None:
+    """Write a PNG atomically: to a hidden temporary name, then renamed into place.
+
+    An interrupted or failed write (a full disk) leaves neither a partial PNG nor the temporary file.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp")
+    try:
+        image.save(tmp, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise

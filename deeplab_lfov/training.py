@@ -24,12 +24,13 @@ import time
 from typing import Callable, List, Optional, Tuple
 
 import numpy as np
+from PIL import Image
 
 from ._tf import tf
 from .colormap import decode_labels
 from .errors import DeepLabError
 from .image_reader import Entry, check_entries, read_list, shrink_labels, train_dataset
-from .images import IMG_MEAN
+from .images import IMG_MEAN, save_png
 from .model import DeepLabLargeFOV, compute_dtype_for
 from .optim import Optimizer, caffe_lr_multipliers, learning_rate_schedule
 from .weights import build_model, load_weights, widths_from_weights
@@ -136,13 +137,6 @@ def _figure(images: np.ndarray, labels: np.ndarray, preds: np.ndarray) -> np.nda
         rgb = np.clip(image + IMG_MEAN, 0, 255)[..., ::-1].astype(np.uint8)
         rows.append(np.concatenate([rgb, decode_labels(label), decode_labels(pred)], axis=1))
     return np.concatenate(rows, axis=0)
-
-
-def _save_png(path: str, array: np.ndarray) -> None:
-    from PIL import Image
-    tmp = path + ".tmp.png"
-    Image.fromarray(array).save(tmp)
-    os.replace(tmp, path)
 
 
 class _StopSignals:
@@ -261,7 +255,8 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> int:
 
     latest = tf.train.latest_checkpoint(config.snapshot_dir)
     if latest:
-        log(f"Resuming from {latest}")
+        log(f"Resuming from {latest}" + (" (--restore_from applies to a new --snapshot_dir only)"
+                                         if config.restore_from else ""))
     with strategy.scope():
         model = _build_model(config, latest, log)
         variables = model.named_variables()
@@ -325,7 +320,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> int:
             preds = predict(images).numpy()
             figure = _figure(images.numpy(), labels.numpy(), preds)
             if chief:
-                _save_png(os.path.join(config.save_dir, f"train_{at}.png"), figure)
+                save_png(os.path.join(config.save_dir, f"train_{at}.png"), Image.fromarray(figure))
                 with writer.as_default(step=at):
                     tf.summary.image("data|mask|pred", figure[None], step=at)
     if step == 0 and not latest:

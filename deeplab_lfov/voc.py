@@ -16,6 +16,7 @@ from PIL import Image
 
 from .colormap import VOC_COLORS
 from .errors import DeepLabError
+from .images import save_png
 
 __all__ = ["colour_to_index", "read_sbd_mat", "convert_labels", "check_lists"]
 
@@ -51,12 +52,6 @@ def _voc_label(path: str) -> np.ndarray:
         return colour_to_index(np.asarray(image.convert("RGB")), path)
 
 
-def _write(path: str, label: np.ndarray) -> None:
-    tmp = path + ".tmp.png"
-    Image.fromarray(label, mode="L").save(tmp)
-    os.replace(tmp, path)
-
-
 def convert_labels(voc_dir: str, sbd_dir: Optional[str], output_dir: str, overwrite: bool = False) -> Dict[str, int]:
     """Write index PNGs for every VOC and SBD label; VOC's own label wins where both exist."""
     voc_seg = os.path.join(voc_dir, "SegmentationClass")
@@ -75,7 +70,7 @@ def convert_labels(voc_dir: str, sbd_dir: Optional[str], output_dir: str, overwr
         if os.path.exists(target) and not overwrite:
             counts["kept"] += 1
             continue
-        _write(target, _voc_label(path))
+        save_png(target, Image.fromarray(_voc_label(path), mode="L"))
         counts["voc"] += 1
     for path in sorted(glob.glob(os.path.join(sbd_cls, "*.mat"))) if sbd_cls else []:
         name = os.path.splitext(os.path.basename(path))[0]
@@ -85,7 +80,7 @@ def convert_labels(voc_dir: str, sbd_dir: Optional[str], output_dir: str, overwr
         if os.path.exists(target) and not overwrite:
             counts["kept"] += 1
             continue
-        _write(target, read_sbd_mat(path))
+        save_png(target, Image.fromarray(read_sbd_mat(path), mode="L"))
         counts["sbd"] += 1
     return counts
 

@@ -176,3 +176,18 @@ def test_failed_snapshot_write_leaves_no_partial_files(tmp_path, capsys, monkeyp
     assert_one_line_error(code, err, "cannot write snapshot 2", "No space left on device", "model.ckpt-0")
     assert not [f for f in os.listdir(tmp_path / "snap") if "_temp" in f]
     assert tf.train.latest_checkpoint(str(tmp_path / "snap")).endswith("model.ckpt-0")
+
+
+def test_png_writes_leave_nothing_behind_when_the_disk_is_full(tmp_path, monkeypatch):
+    from PIL import Image as PILImage
+    from deeplab_lfov.colormap import save_mask
+
+    def full_disk(self, fp, *args, **kwargs):
+        with open(fp, "wb") as f:
+            f.write(b"\x89PNG partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(PILImage.Image, "save", full_disk)
+    with pytest.raises(OSError):
+        save_mask(str(tmp_path / "mask.png"), np.zeros((4, 4), np.uint8))
+    assert os.listdir(tmp_path) == []
