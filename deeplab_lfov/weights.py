@@ -96,11 +96,16 @@ def resolve_checkpoint(path: str) -> str:
 
 
 def _is_pickle(path: str) -> bool:
-    if not os.path.isfile(path):
+    """A pickle starts with a protocol header (0x80, 2..5) or a protocol-0/1 opening opcode, and
+    ends with the STOP opcode; TensorFlow's checkpoint files do not look like that."""
+    if not os.path.isfile(path) or os.path.getsize(path) < 3:
         return False
     with open(path, "rb") as f:
         head = f.read(2)
-    return head[:1] == b"\x80" or head[:1] in (b"(", b"}")
+        f.seek(-1, os.SEEK_END)
+        tail = f.read(1)
+    opens = (head[:1] == b"\x80" and 2 <= head[1] <= 5) or head[:1] in (b"(", b"}", b"]")
+    return opens and tail == b"."
 
 
 def _read_tf_checkpoint(path: str) -> Dict[str, np.ndarray]:
