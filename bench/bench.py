@@ -91,9 +91,7 @@ def bench_training(model, size, batch, repeats, jit):
     from deeplab_lfov.training import make_train_step
     opt = Optimizer(model.named_variables(), "adam", learning_rate_schedule("fixed", 1e-6, 100))
     strategy = tf.distribute.get_strategy()
-    step = make_train_step(strategy, model, opt, model.num_classes, 255)
-    if jit:
-        step = tf.function(step.python_function, jit_compile=True)
+    step = make_train_step(strategy, model, opt, model.num_classes, 255, jit_compile=jit)
     x = tf.random.uniform([batch, size, size, 3], -120, 140)
     y = tf.random.uniform([batch, size, size], 0, model.num_classes, dtype=tf.int32)
     return timed(lambda: float(step((x, y))), repeats)

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import shutil
 import signal
@@ -35,7 +34,7 @@ from .model import DeepLabLargeFOV, compute_dtype_for
 from .optim import Optimizer, caffe_lr_multipliers, learning_rate_schedule
 from .weights import build_model, load_weights, widths_from_weights
 
-__all__ = ["TrainConfig", "segmentation_loss_terms", "make_train_step", "train", "check_writable", "preflight",
+__all__ = ["TrainConfig", "segmentation_loss_terms", "TrainStep", "make_train_step", "train", "check_writable", "preflight",
            "TrainingStopped"]
 
 
@@ -162,40 +161,72 @@ class _StopSignals:
             signal.signal(sig, handler)
 
 
-def make_train_step(strategy: tf.distribute.Strategy, model: DeepLabLargeFOV, optimizer: Optimizer,
-                    num_classes: int, ignore_label: int):
-    """A compiled step on a distributed batch: returns the loss over the whole global batch.
+class TrainStep:
+    """One compiled training step on a distributed batch; calling it returns the global loss.
 
     Each replica sums its pixel losses and divides by the number of valid pixels of *all*
     replicas; the gradients are then summed over replicas, so the update equals one device's on
     the global batch however the ignore pixels are spread.
-    """
-    var_list = list(model.named_variables().values())
-    scaled = model.compute_dtype == tf.float16  # float16 needs loss scaling; bfloat16 does not
 
-    def replica_step(images, labels):
+    The step never hands a non-finite loss to the optimizer: such a step is skipped and recorded
+    in ``bad_step``/``bad_loss`` (all later steps are skipped too), so the host need not read the
+    loss after every step to keep the weights clean; it checks when it prints or snapshots.
+    """
+
+    def __init__(self, strategy: tf.distribute.Strategy, model: DeepLabLargeFOV, optimizer: Optimizer,
+                 num_classes: int, ignore_label: int, *, jit_compile: bool = False):
+        self.strategy = strategy
+        self.model = model
+        self.optimizer = optimizer
+        self.num_classes = num_classes
+        self.ignore_label = ignore_label
+        self.var_list = list(model.named_variables().values())
+        self.scaled = model.compute_dtype == tf.float16  # float16 needs loss scaling; bfloat16 does not
+        self.bad_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="bad_step")
+        self.bad_loss = tf.Variable(0.0, trainable=False, name="bad_loss")
+        self._step = tf.function(self._distributed_step, jit_compile=jit_compile)
+
+    def __call__(self, batch) -> tf.Tensor:
+        return self._step(batch)
+
+    def _replica_step(self, images, labels):
         with tf.GradientTape() as tape:
-            logits = model(images, training=True)
-            loss_sum, count = segmentation_loss_terms(logits, labels, num_classes, ignore_label)
+            logits = self.model(images, training=True)
+            loss_sum, count = segmentation_loss_terms(logits, labels, self.num_classes, self.ignore_label)
             total = tf.distribute.get_replica_context().all_reduce("sum", count)
             loss = loss_sum / tf.maximum(total, 1.0)
-            target = loss * optimizer.loss_scale if scaled else loss
-        grads = tape.gradient(target, var_list)
-        if scaled:
-            grads = [g / optimizer.loss_scale for g in grads]
+            target = loss * self.optimizer.loss_scale if self.scaled else loss
+        grads = tape.gradient(target, self.var_list)
+        if self.scaled:
+            grads = [g / self.optimizer.loss_scale for g in grads]
         return grads, loss
 
-    @tf.function
-    def train_step(batch):
-        grads, loss = strategy.run(replica_step, args=batch)
-        grads = [strategy.reduce("sum", g, axis=None) for g in grads]
-        if scaled:  # dynamic loss scaling: skip steps whose gradients overflowed
-            optimizer.apply_if_finite(grads, var_list)
-        else:
-            optimizer.apply(grads, var_list)
-        return strategy.reduce("sum", loss, axis=None)
+    def _distributed_step(self, batch):
+        grads, loss = self.strategy.run(self._replica_step, args=batch)
+        grads = [self.strategy.reduce("sum", g, axis=None) for g in grads]
+        loss = self.strategy.reduce("sum", loss, axis=None)
 
-    return train_step
+        def update():
+            if self.scaled:  # dynamic loss scaling: skip steps whose gradients overflowed
+                self.optimizer.apply_if_finite(grads, self.var_list)
+            else:
+                self.optimizer.apply(grads, self.var_list)
+            return tf.constant(True)
+
+        def record():
+            first = tf.equal(self.bad_step, 0)
+            self.bad_step.assign(tf.where(first, self.optimizer.iterations + 1, self.bad_step))
+            self.bad_loss.assign(tf.where(first, loss, self.bad_loss))
+            return tf.constant(False)
+
+        tf.cond(tf.logical_and(tf.math.is_finite(loss), tf.equal(self.bad_step, 0)), update, record)
+        return loss
+
+
+def make_train_step(strategy: tf.distribute.Strategy, model: DeepLabLargeFOV, optimizer: Optimizer,
+                    num_classes: int, ignore_label: int, *, jit_compile: bool = False) -> TrainStep:
+    """The compiled training step of ``model`` under ``strategy`` (see ``TrainStep``)."""
+    return TrainStep(strategy, model, optimizer, num_classes, ignore_label, jit_compile=jit_compile)
 
 
 def _make_strategy(name: str) -> tf.distribute.Strategy:
@@ -329,26 +360,35 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> int:
         f"from step {step} to {config.num_steps}.")
     stop = None
     started, started_step = time.time(), step
+    last_time, last_step = started, step
     with _StopSignals() as signals:
         while step < config.num_steps:
-            t0 = time.time()
-            loss = float(train_step(next(iterator)))
+            loss_t = train_step(next(iterator))
             step += 1
-            if not math.isfinite(loss):
+            report = step % config.print_every == 0 or step == config.num_steps
+            save = step % config.save_pred_every == 0 or step == config.num_steps
+            if not (report or save or signals.received is not None):
+                continue  # no host round trip between progress lines, snapshots and stops
+            loss = float(loss_t)
+            bad_step = int(train_step.bad_step.numpy())
+            if bad_step:
                 raise TrainingStopped(
-                    f"loss is {loss} at step {step}: training stopped; the last good snapshot is "
-                    f"{saved['path']} (lower --learning_rate?)")
-            elapsed = time.time() - t0
-            if chief:
-                with writer.as_default(step=step):
-                    tf.summary.scalar("loss", loss)
-                    tf.summary.scalar("learning_rate", optimizer.learning_rate())
-            if step % config.print_every == 0 or step == config.num_steps:
-                rate = (step - started_step) / max(time.time() - started, 1e-9)
+                    f"loss is {float(train_step.bad_loss.numpy())} at step {bad_step}: training stopped "
+                    f"(that update was not applied); the last good snapshot is {saved['path']} "
+                    f"(lower --learning_rate?)")
+            if report:
+                now = time.time()
+                per_step = (now - last_time) / max(step - last_step, 1)
+                last_time, last_step = now, step
+                rate = (step - started_step) / max(now - started, 1e-9)
                 eta = (config.num_steps - step) / max(rate, 1e-9)
-                log(f"step {step:d} \t loss = {loss:.3f}, ({elapsed:.3f} sec/step, "
-                    f"{config.batch_size / max(elapsed, 1e-9):.1f} images/s, ETA {_hms(eta)})")
-            if step % config.save_pred_every == 0 or step == config.num_steps:
+                log(f"step {step:d} \t loss = {loss:.3f}, ({per_step:.3f} sec/step, "
+                    f"{config.batch_size / max(per_step, 1e-9):.1f} images/s, ETA {_hms(eta)})")
+                if chief:
+                    with writer.as_default(step=step):
+                        tf.summary.scalar("loss", loss)
+                        tf.summary.scalar("learning_rate", optimizer.learning_rate())
+            if save:
                 snapshot(step)
             if signals.received is not None:
                 stop = signals.received

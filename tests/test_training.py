@@ -131,3 +131,19 @@ def test_not_restore_last_fine_tunes_to_new_classes(tmp_path, capsys, overfit):
     assert code == 0, err
     weights = load_weights(str(tmp_path / "snap"))
     assert weights["fc8_voc12/b"].shape == (16,)
+
+
+def test_a_non_finite_step_is_not_applied_and_is_recorded():
+    from deeplab_lfov.model import DeepLabLargeFOV
+    from deeplab_lfov.training import make_train_step
+    model = DeepLabLargeFOV(width_multiplier=0.125, seed=0)
+    opt = Optimizer(model.named_variables(), "adam", learning_rate_schedule("fixed", 1e-3, 10))
+    step = make_train_step(tf.distribute.get_strategy(), model, opt, 21, 255)
+    labels = tf.zeros([1, 33, 33], tf.int32)
+    good = tf.random.stateless_uniform([1, 33, 33, 3], (1, 2), -100, 100)
+    step((good, labels))
+    before = model.fc6.w.numpy().copy()
+    assert not np.isfinite(float(step((good * np.nan, labels))))
+    step((good, labels))  # after a bad step nothing more is applied until the run stops
+    np.testing.assert_array_equal(model.fc6.w.numpy(), before)
+    assert int(step.bad_step.numpy()) == 2 and int(opt.iterations.numpy()) == 1
