@@ -171,17 +171,16 @@ def caffe_max_pool(x: tf.Tensor, kernel: int, stride: int, pad: int) -> tf.Tenso
     h, w = _spatial_dims(x)
     (top, bottom), (left, right) = (_caffe_pool_padding(h, kernel, stride, pad),
                                     _caffe_pool_padding(w, kernel, stride, pad))
-    same = all(isinstance(v, int) for v in (bottom, right)) and (top, bottom, left, right) == (
-        _same_padding(h, kernel, stride) + _same_padding(w, kernel, stride))
-    if same:  # TF's own padding already places the windows as Caffe does (odd sizes): no copy.
+    if isinstance(h, int) and isinstance(w, int) and (top, bottom, left, right) == (
+            _same_padding(h, kernel, stride) + _same_padding(w, kernel, stride)):
+        # TF's own padding already places the windows as Caffe does (odd sizes): no copy.
         return tf.nn.max_pool2d(x, kernel, stride, "SAME")
     x = tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]], constant_values=-np.inf)
     return tf.nn.max_pool2d(x, kernel, stride, "VALID")
 
 
-def _same_padding(size, kernel: int, stride: int):
-    if not isinstance(size, int):
-        return (None, None)
+def _same_padding(size: int, kernel: int, stride: int):
+    """(before, after) padding of TF's 'SAME' for a static size."""
     total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
     return total // 2, total - total // 2
 
