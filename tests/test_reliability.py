@@ -130,7 +130,8 @@ def test_sigkill_after_a_snapshot_resumes_and_ends_at_the_same_step(tmp_path):
     assert not [f for f in os.listdir(tmp_path / "snap") if "_temp" in f or f.endswith(".tmp")]
 
 
-def test_sigterm_writes_a_snapshot_at_the_current_step(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_or_sigint_writes_a_snapshot_at_the_current_step(tmp_path, sig):
     list_path = make_dataset(str(tmp_path), 2)
     args = _train_args(tmp_path, list_path, **{"--num_steps": "100000", "--save_pred_every": "100000",
                                                "--print_every": "1", "--save_num_images": "0"})
@@ -139,11 +140,11 @@ def test_sigterm_writes_a_snapshot_at_the_current_step(tmp_path):
     for line in proc.stdout:
         lines.append(line)
         if line.startswith("step 3 "):
-            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(sig)
             break
     rest = proc.communicate(timeout=60)[0]
     assert proc.returncode == 0, rest
-    step = int(re.search(r"Stopped by signal 15 at step (\d+)", rest).group(1))
+    step = int(re.search(rf"Stopped by signal {int(sig)} at step (\d+)", rest).group(1))
     assert step >= 3
     assert tf.train.latest_checkpoint(str(tmp_path / "snap")).endswith(f"model.ckpt-{step}")
 
