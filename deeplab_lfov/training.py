@@ -32,7 +32,7 @@ from .image_reader import Entry, check_entries, read_list, shrink_labels, train_
 from .images import IMG_MEAN, save_png
 from .model import DeepLabLargeFOV, compute_dtype_for
 from .optim import Optimizer, caffe_lr_multipliers, learning_rate_schedule
-from .weights import build_model, load_weights, widths_from_weights
+from .weights import build_model, checkpoint_shapes, load_weights, widths_from_weights
 
 __all__ = ["TrainConfig", "segmentation_loss_terms", "TrainStep", "make_train_step", "train", "check_writable", "preflight",
            "TrainingStopped"]
@@ -251,7 +251,7 @@ def _is_chief(strategy: tf.distribute.Strategy) -> bool:
 
 def _build_model(config: TrainConfig, resume_from: Optional[str], log) -> DeepLabLargeFOV:
     if resume_from:
-        widths, classes = widths_from_weights(load_weights(resume_from))
+        widths, classes = widths_from_weights(checkpoint_shapes(resume_from))  # the index, not the data
         if classes != config.num_classes:
             raise DeepLabError(f"{resume_from}: snapshot has {classes} classes, --num_classes is "
                                f"{config.num_classes}; use another --snapshot_dir")
@@ -346,14 +346,12 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> int:
             checkpoint.write(os.path.join(scratch, "model.ckpt"))
             shutil.rmtree(scratch, ignore_errors=True)
             saved["path"] = os.path.join(config.snapshot_dir, f"model.ckpt-{at}")
-        if config.save_num_images > 0:
+        if chief and config.save_num_images > 0:  # figures are the chief's alone
             images, labels = preview
-            preds = predict(images).numpy()
-            figure = _figure(images.numpy(), labels.numpy(), preds)
-            if chief:
-                save_png(os.path.join(config.save_dir, f"train_{at}.png"), Image.fromarray(figure))
-                with writer.as_default(step=at):
-                    tf.summary.image("data|mask|pred", figure[None], step=at)
+            figure = _figure(images.numpy(), labels.numpy(), predict(images).numpy())
+            save_png(os.path.join(config.save_dir, f"train_{at}.png"), Image.fromarray(figure))
+            with writer.as_default(step=at):
+                tf.summary.image("data|mask|pred", figure[None], step=at)
     if step == 0 and not latest:
         snapshot(0)
     log(f"Training {model.count_params()} parameters on {len(entries)} images, {replicas} replica(s), "

@@ -38,6 +38,7 @@ __all__ = [
     "build_model",
     "load_safe_pickle",
     "resolve_checkpoint",
+    "checkpoint_shapes",
 ]
 
 # A classic name: a layer (conv1_1 ... fc8_voc12, or fc8_<anything>) and w or b.
@@ -108,26 +109,39 @@ def _is_pickle(path: str) -> bool:
     return opens and tail == b"."
 
 
-def _read_tf_checkpoint(path: str) -> Dict[str, np.ndarray]:
+def _open_tf_checkpoint(path: str):
+    """(reader, {classic name: checkpoint key}) of a TensorFlow checkpoint, optimizer slots left out."""
     try:
         reader = tf.train.load_checkpoint(path)
         shapes = reader.get_variable_to_shape_map()
     except (tf.errors.OpError, ValueError, RuntimeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DeepLabError(f"{path}: not a readable TensorFlow checkpoint ({first})") from None
-    out = {}
+    keys = {}
     for key in shapes:
-        if "OPTIMIZER_SLOT" in key or "/.OPTIMIZER" in key:
+        if "OPTIMIZER_SLOT" in key or "/.OPTIMIZER" in key or key.startswith("optimizer/"):
             continue
         match = _NAME.search(key)
-        if match and not key.startswith("optimizer/"):
+        if match:
             name = match.group(1)
-            if name in out:
+            if name in keys:
                 raise DeepLabError(f"{path}: two variables map to {name}; is it a checkpoint of one model?")
-            out[name] = np.asarray(reader.get_tensor(key), np.float32)
-    if not out:
+            keys[name] = key
+    if not keys:
         raise DeepLabError(f"{path}: no DeepLab variables (conv1_1/w ... fc8_voc12/b) in this checkpoint")
-    return out
+    return reader, keys
+
+
+def _read_tf_checkpoint(path: str) -> Dict[str, np.ndarray]:
+    reader, keys = _open_tf_checkpoint(path)
+    return {name: np.asarray(reader.get_tensor(key), np.float32) for name, key in keys.items()}
+
+
+def checkpoint_shapes(path: str) -> Dict[str, Tuple[int, ...]]:
+    """``{classic name: shape}`` of a TensorFlow checkpoint, read from its index (no tensor data)."""
+    reader, keys = _open_tf_checkpoint(resolve_checkpoint(path))
+    shapes = reader.get_variable_to_shape_map()
+    return {name: tuple(shapes[key]) for name, key in keys.items()}
 
 
 def load_weights(path: str) -> Dict[str, np.ndarray]:
@@ -147,8 +161,11 @@ def _fc8_name(weights: Mapping[str, np.ndarray]) -> Optional[str]:
     return names[0] if names else None
 
 
-def widths_from_weights(weights: Mapping[str, np.ndarray]) -> Tuple[Dict[str, int], Optional[int]]:
-    """Conv widths and number of classes that a set of weights implies (fc8 may be absent)."""
+def widths_from_weights(weights: Mapping[str, object]) -> Tuple[Dict[str, int], Optional[int]]:
+    """Conv widths and number of classes that a set of weights implies (fc8 may be absent).
+
+    Values are arrays or bare shapes (as ``checkpoint_shapes`` gives).
+    """
     from .model import conv_layers, layer_table
     widths = {}
     for layer in conv_layers(layer_table()):
@@ -156,8 +173,9 @@ def widths_from_weights(weights: Mapping[str, np.ndarray]) -> Tuple[Dict[str, in
         if layer.name.startswith("fc8"):
             fc8 = _fc8_name(weights)
             key = f"{fc8}/w" if fc8 else None
-        if key and key in weights and weights[key].ndim == 4:
-            widths[layer.name] = int(weights[key].shape[-1])
+        shape = tuple(getattr(weights[key], "shape", weights[key])) if key in weights else ()
+        if len(shape) == 4:
+            widths[layer.name] = int(shape[-1])
     return widths, widths.pop("fc8_voc12", None)
 
 
