@@ -18,7 +18,7 @@ from typing import Callable, Dict, Optional, Sequence
 import numpy as np
 
 from .colormap import save_mask
-from .crf import CRFParams, DenseCRF, crf_labels, init_worker
+from .crf import CRFParams, crf_labels, init_worker
 from .image_reader import Entry, load_pair
 from .metrics import confusion_matrix, scores
 from .predict import Predictor
@@ -40,14 +40,12 @@ def evaluate(predictor: Predictor, entries: Sequence[Entry], *, num_classes: int
     confusion = {"plain": np.zeros((num_classes, num_classes), np.int64)}
     pool = None
     if crf_params is not None:
-        DenseCRF(crf_params)  # fails here, once, if the CRF package is missing
         confusion["crf"] = np.zeros_like(confusion["plain"])
+        init_worker(crf_params)  # the in-process CRF; fails here, once, if the package is missing
         if workers > 1:
             pool = concurrent.futures.ProcessPoolExecutor(
                 workers, mp_context=multiprocessing.get_context("spawn"),
                 initializer=init_worker, initargs=(crf_params,))
-        else:
-            init_worker(crf_params)
     pending: deque = deque()
 
     def finish(entry, label, future_or_labels):
