@@ -216,6 +216,44 @@ def interp_bilinear(x: tf.Tensor, size) -> tf.Tensor:
     return tf.raw_ops.ResizeBilinear(images=x, size=size, align_corners=True, half_pixel_centers=False)
 
 
+_NATIVE_ATROUS_GRADIENTS: Optional[bool] = None
+
+
+def native_atrous_gradients() -> bool:
+    """Whether this machine's kernels differentiate dilated convolutions directly.
+
+    cuDNN and oneDNN do; TensorFlow's plain Eigen CPU kernels (x86 CPUs without AVX-512, where
+    TensorFlow leaves oneDNN off) reject ``Conv2DBackpropInput`` with dilations > 1.  Probed once
+    with a tiny eager convolution.
+    """
+    global _NATIVE_ATROUS_GRADIENTS
+    if _NATIVE_ATROUS_GRADIENTS is None:
+        if tf.config.list_physical_devices("GPU"):
+            _NATIVE_ATROUS_GRADIENTS = True
+        else:
+            try:
+                with tf.init_scope(), tf.device("/cpu:0"):  # eagerly, even while a tf.function traces
+                    tf.raw_ops.Conv2DBackpropFilter(input=tf.ones([1, 4, 4, 1]), filter_sizes=[3, 3, 1, 1],
+                                                    out_backprop=tf.ones([1, 4, 4, 1]), strides=[1, 1, 1, 1],
+                                                    padding="SAME", dilations=[1, 2, 2, 1])
+                _NATIVE_ATROUS_GRADIENTS = True
+            except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError):
+                _NATIVE_ATROUS_GRADIENTS = False
+    return _NATIVE_ATROUS_GRADIENTS
+
+
+def atrous_conv2d(x: tf.Tensor, w: tf.Tensor, rate: int, *, differentiable: bool = False) -> tf.Tensor:
+    """'SAME' convolution with dilation ``rate`` (stride 1).
+
+    The native dilated kernel is used wherever it exists.  Where gradients are needed and the
+    machine has no dilated backward kernel, the convolution is computed through
+    space-to-batch (``tf.nn.convolution``): the same products, summed in another order.
+    """
+    if rate > 1 and differentiable and not native_atrous_gradients():
+        return tf.nn.convolution(x, w, strides=1, padding="SAME", dilations=rate)
+    return tf.nn.conv2d(x, w, strides=1, padding="SAME", dilations=rate)
+
+
 class _Conv(tf.Module):
     """Weights of one convolution: ``w`` in HWIO, ``b``."""
 
@@ -297,7 +335,7 @@ class DeepLabLargeFOV(tf.Module):
                 x = tf.cast(x, dtype)
                 w = tf.cast(conv.w, dtype)
                 b = tf.cast(conv.b, dtype)
-                x = tf.nn.conv2d(x, w, strides=1, padding="SAME", dilations=layer.dilation)
+                x = atrous_conv2d(x, w, layer.dilation, differentiable=training)
                 x = tf.nn.bias_add(x, b)
                 if layer.relu:
                     x = tf.nn.relu(x)
