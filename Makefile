@@ -1,4 +1,4 @@
-# Everything a fresh machine needs: `make test` (set-up + tests), `make demo` (set-up + demo).
+# Everything a fresh machine needs: `make test` (set-up + lint + tests), `make demo` (set-up + demo).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -8,13 +8,15 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-crf.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-crf.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt -r requirements-crf.txt -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 demo: $(STAMP)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
 from deeplab_lfov import cli
@@ -28,9 +27,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     if not os.path.exists(os.path.join(SAMPLE, "train.txt")):
-        sys.path.insert(0, os.path.join(HERE, "dataset"))
-        import make_sample_data
-        make_sample_data.main(["--out", SAMPLE])
+        from deeplab_lfov.sample_data import write_sample_dataset
+        write_sample_dataset(SAMPLE)
 
     from deeplab_lfov.colormap import VOC_CLASSES, save_mask
     from deeplab_lfov.crf import CRFParams, DenseCRF
@@ -40,7 +38,8 @@ def main(argv=None) -> int:
     from deeplab_lfov.images import read_image
     from deeplab_lfov.metrics import format_report, scores
     from deeplab_lfov.predict import Predictor
-    from deeplab_lfov.training import TrainConfig, train
+    from deeplab_lfov.settings import TrainConfig
+    from deeplab_lfov.training import train
     from deeplab_lfov.weights import build_model, load_weights
 
     started = time.time()
@@ -48,7 +47,7 @@ def main(argv=None) -> int:
     figures = os.path.join(args.out, "images")
     print(f"== 1/3 Training a quarter-width DeepLab-LargeFOV for {args.num_steps} steps on {SAMPLE}")
     config = TrainConfig(data_dir=SAMPLE, data_list=os.path.join(SAMPLE, "train.txt"), snapshot_dir=snapshots,
-                         save_dir=figures, input_size=(96, 96), batch_size=8, num_steps=args.num_steps,
+                         save_dir=figures, restore_from=None, input_size=(96, 96), batch_size=8, num_steps=args.num_steps,
                          learning_rate=1e-3, width_multiplier=0.25, save_pred_every=100, print_every=50,
                          random_seed=1)
     step = train(config, log=lambda line: print(line, flush=True))

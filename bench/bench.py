@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -31,23 +30,14 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
+ROOT = os.path.dirname(HERE)
+try:
+    import deeplab_lfov  # noqa: F401
+except ImportError:  # a plain checkout, not installed: the package is beside this folder
+    sys.path.insert(0, ROOT)
 
 from deeplab_lfov._tf import tf  # noqa: E402
-from deeplab_lfov.model import PRECISIONS, DeepLabLargeFOV, caffe_pool_output_size  # noqa: E402
-
-
-def conv_flops(model: DeepLabLargeFOV, height: int, width: int) -> float:
-    """Forward FLOPs (2 x multiply-adds) of the convolutions for one image."""
-    total, h, w, cin = 0.0, height, width, 3
-    for layer in model.table:
-        if layer.kind == "conv":
-            total += 2.0 * h * w * layer.kernel ** 2 * cin * layer.filters
-            cin = layer.filters
-        elif layer.kind in ("max_pool", "avg_pool"):
-            h = caffe_pool_output_size(h, layer.kernel, layer.stride, layer.pad)
-            w = caffe_pool_output_size(w, layer.kernel, layer.stride, layer.pad)
-    return total
+from deeplab_lfov.model import PRECISIONS, DeepLabLargeFOV, conv_flops  # noqa: E402
 
 
 def timed(fn, repeats: int, warmup: int = 1):
@@ -88,10 +78,10 @@ def bench_inference(model, size, repeats, jit, precision_model=None):
 
 def bench_training(model, size, batch, repeats, jit):
     from deeplab_lfov.optim import Optimizer, learning_rate_schedule
-    from deeplab_lfov.training import make_train_step
+    from deeplab_lfov.settings import IGNORE_LABEL
+    from deeplab_lfov.training import TrainStep
     opt = Optimizer(model.named_variables(), "adam", learning_rate_schedule("fixed", 1e-6, 100))
-    strategy = tf.distribute.get_strategy()
-    step = make_train_step(strategy, model, opt, model.num_classes, 255, jit_compile=jit)
+    step = TrainStep(tf.distribute.get_strategy(), model, opt, model.num_classes, IGNORE_LABEL, jit_compile=jit)
     x = tf.random.uniform([batch, size, size, 3], -120, 140)
     y = tf.random.uniform([batch, size, size], 0, model.num_classes, dtype=tf.int32)
     return timed(lambda: float(step((x, y))), repeats)
@@ -147,7 +137,7 @@ def peak_memory_of_inference(size: int, width: float) -> float:
     Read from the child's own /proc/self/status VmHWM: Linux carries ``ru_maxrss`` across exec,
     so the child's getrusage would report this (large) parent's peak instead of its own.
     """
-    code = ("import sys, resource; sys.path.insert(0, %r)\n"
+    code = ("import resource\n"
             "from deeplab_lfov._tf import tf\n"
             "from deeplab_lfov.model import DeepLabLargeFOV\n"
             "m = DeepLabLargeFOV(width_multiplier=%r)\n"
@@ -155,8 +145,10 @@ def peak_memory_of_inference(size: int, width: float) -> float:
             "x = tf.random.uniform([1, %d, %d, 3], -120, 140)\n"
             "f(x).numpy(); f(x).numpy()\n"
             "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')]\n"
-            "print(int(hwm[0].split()[1]) if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n") % (os.path.dirname(HERE), width, size, size)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+            "print(int(hwm[0].split()[1]) if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+            ) % (width, size, size)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     return int(out.stdout.strip().splitlines()[-1]) / 1024.0
 
 

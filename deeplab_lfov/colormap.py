@@ -6,6 +6,7 @@ import numpy as np
 from PIL import Image
 
 from .images import save_png
+from .settings import IGNORE_LABEL
 
 __all__ = ["VOC_CLASSES", "VOC_COLORS", "IGNORE_COLOR", "palette", "decode_labels", "save_mask"]
 
@@ -29,7 +30,7 @@ def _voc_color(index: int):
 
 VOC_COLORS = np.array([_voc_color(i) for i in range(256)], dtype=np.uint8)
 IGNORE_COLOR = (224, 224, 192)
-VOC_COLORS[255] = IGNORE_COLOR
+VOC_COLORS[IGNORE_LABEL] = IGNORE_COLOR
 
 
 def palette() -> list:

@@ -12,7 +12,6 @@ The inference itself comes from the optional package ``pydensecrf2`` (imported a
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from typing import Optional
 
@@ -20,8 +19,7 @@ import numpy as np
 
 from .errors import DeepLabError
 
-__all__ = ["CRFParams", "DenseCRF", "add_crf_arguments", "crf_from_args", "CRF_PACKAGE", "init_worker",
-           "crf_labels"]
+__all__ = ["CRFParams", "DenseCRF", "CRF_PACKAGE", "init_worker", "crf_labels"]
 
 CRF_PACKAGE = "pydensecrf2"
 
@@ -71,29 +69,6 @@ class DenseCRF:
         q = np.asarray(crf.inference(p.iterations), dtype=np.float32)
         q = q.reshape(num_classes, height, width).transpose(1, 2, 0)
         return q / np.maximum(q.sum(axis=-1, keepdims=True), 1e-12)
-
-
-def add_crf_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--crf`` and DeepLab's five CRF parameters plus the iteration count."""
-    d = CRFParams()
-    g = parser.add_argument_group("dense CRF (needs pip install %s)" % CRF_PACKAGE)
-    g.add_argument("--crf", action="store_true", help="refine predictions with the dense CRF")
-    g.add_argument("--bi_w", type=float, default=d.bi_w, help="bilateral kernel weight")
-    g.add_argument("--bi_xy_std", type=float, default=d.bi_xy_std, help="bilateral position std (pixels)")
-    g.add_argument("--bi_rgb_std", type=float, default=d.bi_rgb_std, help="bilateral colour std")
-    g.add_argument("--pos_w", type=float, default=d.pos_w, help="Gaussian kernel weight")
-    g.add_argument("--pos_xy_std", type=float, default=d.pos_xy_std, help="Gaussian position std (pixels)")
-    g.add_argument("--crf_iterations", type=int, default=d.iterations, help="mean-field iterations")
-
-
-def params_from_args(args: argparse.Namespace) -> CRFParams:
-    return CRFParams(bi_w=args.bi_w, bi_xy_std=args.bi_xy_std, bi_rgb_std=args.bi_rgb_std,
-                     pos_w=args.pos_w, pos_xy_std=args.pos_xy_std, iterations=args.crf_iterations)
-
-
-def crf_from_args(args: argparse.Namespace) -> Optional[DenseCRF]:
-    """The CRF the flags ask for, or None without ``--crf``; fails at once if the package is missing."""
-    return DenseCRF(params_from_args(args)) if args.crf else None
 
 
 # Worker-process side of parallel evaluation: this module imports no TensorFlow, so spawned CRF

@@ -10,4 +10,12 @@ __all__ = ["DeepLabError"]
 
 
 class DeepLabError(ValueError):
-    """A user-facing error: the message is printed as is, on one line."""
+    """A user-facing error: the message is printed as is, on one line.
+
+    ``kind`` names the kind of problem in a few words ("image not found"), so that a report of
+    many problems can count them by kind.
+    """
+
+    def __init__(self, message: str, kind: str = ""):
+        super().__init__(message)
+        self.kind = kind

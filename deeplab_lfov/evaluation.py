@@ -22,6 +22,7 @@ from .crf import CRFParams, crf_labels, init_worker
 from .image_reader import Entry, load_pair
 from .metrics import confusion_matrix, scores
 from .predict import Predictor
+from .settings import IGNORE_LABEL
 
 __all__ = ["evaluate"]
 
@@ -29,7 +30,7 @@ def _mask_name(entry: Entry) -> str:
     return os.path.splitext(os.path.basename(entry.image))[0] + ".png"
 
 
-def evaluate(predictor: Predictor, entries: Sequence[Entry], *, num_classes: int, ignore_label: int = 255,
+def evaluate(predictor: Predictor, entries: Sequence[Entry], *, num_classes: int, ignore_label: int = IGNORE_LABEL,
              save_dir: Optional[str] = None, crf_params: Optional[CRFParams] = None, workers: int = 1,
              log: Callable[[str], None] = print) -> Dict[str, np.ndarray]:
     """Confusion matrices over ``entries``: ``{"plain": ..., "crf": ...}`` (crf only with ``crf_params``).

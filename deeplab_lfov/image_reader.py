@@ -1,9 +1,9 @@
-"""List files, the pre-flight check of a dataset, and the tf.data training pipeline.
+"""List files, decoding one image/label pair, and the tf.data training pipeline.
 
 A list line is ``/JPEGImages/2007_000032.jpg /SegmentationClassAug/2007_000032.png``; both paths
-are appended to ``--data_dir`` (as the classic port did).  ``check_entries`` decodes every pair in
-parallel and reports each problem with its list line; ``train_dataset`` builds the augmented,
-batched stream:
+are appended to ``--data_dir`` (as the classic port did).  ``load_pair`` decodes and validates
+one pair (the pre-flight check in ``checks`` runs it over a whole list); ``train_dataset``
+builds the augmented, batched stream:
 
   decode (Pillow, parallel) -> RGB->BGR, minus mean -> random scale (0.75-1.25) -> random mirror
   -> pad (image with the mean, label with the ignore label) -> random crop -> batch -> prefetch.
@@ -13,22 +13,18 @@ Randomness is stateless and derived from ``seed``, so a run is reproducible.
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import os
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
 
 from ._tf import tf
-
 from .errors import DeepLabError
 from .images import IMG_MEAN, check_label_values, read_image, read_label
+from .settings import IGNORE_LABEL
 
-__all__ = ["Entry", "read_list", "check_entry", "check_entries", "load_pair", "train_dataset",
-           "shrink_labels", "IGNORE_LABEL"]
-
-IGNORE_LABEL = 255
+__all__ = ["Entry", "read_list", "load_pair", "train_dataset", "shrink_labels"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,36 +69,11 @@ def load_pair(entry: Entry, num_classes: int, ignore_label: int) -> Tuple[np.nda
         label = read_label(entry.label)
         if image.shape[:2] != label.shape:
             raise DeepLabError(f"{entry.label}: label size {label.shape[1]}x{label.shape[0]} differs from "
-                               f"image size {image.shape[1]}x{image.shape[0]}")
+                               f"image size {image.shape[1]}x{image.shape[0]}", "label size differs from image")
         check_label_values(label, num_classes, ignore_label, entry.label)
     except DeepLabError as e:
-        raise DeepLabError(f"{entry.where()}: {e}") from None
+        raise DeepLabError(f"{entry.where()}: {e}", e.kind) from None
     return image, label
-
-
-def check_entry(entry: Entry, num_classes: int, ignore_label: int) -> Optional[str]:
-    """None if the pair is usable, else the problem in one line (with the list line)."""
-    try:
-        load_pair(entry, num_classes, ignore_label)
-    except DeepLabError as e:
-        return str(e)
-    return None
-
-
-def check_entries(entries: Sequence[Entry], num_classes: int, ignore_label: int = IGNORE_LABEL,
-                  workers: Optional[int] = None,
-                  progress: Optional[Callable[[int, int], None]] = None) -> List[Tuple[Entry, str]]:
-    """Decode every pair in parallel; returns [(entry, problem)] in list order (empty if all good)."""
-    workers = workers or min(32, (os.cpu_count() or 1) * 2)
-    problems = []
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:  # Pillow decodes without the GIL
-        results = pool.map(lambda e: check_entry(e, num_classes, ignore_label), entries, chunksize=16)
-        for done, (entry, problem) in enumerate(zip(entries, results), start=1):
-            if problem:
-                problems.append((entry, problem))
-            if progress and (done % 500 == 0 or done == len(entries)):
-                progress(done, len(entries))
-    return problems
 
 
 def shrink_labels(labels: tf.Tensor, size) -> tf.Tensor:

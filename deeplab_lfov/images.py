@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Optional
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -31,15 +30,16 @@ def _open(path: str, what: str) -> Image.Image:
             image.load()
         return image
     except FileNotFoundError:
-        raise DeepLabError(f"{path}: {what} not found") from None
+        raise DeepLabError(f"{path}: {what} not found", f"{what} not found") from None
     except IsADirectoryError:
-        raise DeepLabError(f"{path}: is a directory, not an {what}") from None
+        raise DeepLabError(f"{path}: is a directory, not an {what}", f"{what} is a directory") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise DeepLabError(f"{path}: refused, too many pixels for an {what} ({e})") from None
+        raise DeepLabError(f"{path}: refused, too many pixels for an {what} ({e})", f"{what} too large") from None
     except UnidentifiedImageError:
-        raise DeepLabError(f"{path}: cannot decode {what}: not an image format Pillow reads") from None
+        raise DeepLabError(f"{path}: cannot decode {what}: not an image format Pillow reads",
+                           f"cannot decode {what}") from None
     except (OSError, SyntaxError, ValueError) as e:
-        raise DeepLabError(f"{path}: cannot decode {what} ({e})") from None
+        raise DeepLabError(f"{path}: cannot decode {what} ({e})", f"cannot decode {what}") from None
 
 
 def read_image(path: str) -> np.ndarray:
@@ -61,13 +61,14 @@ def read_label(path: str) -> np.ndarray:
     if image.mode in ("I", "I;16", "I;16B"):
         values = np.asarray(image)
         if values.max(initial=0) > 255:
-            raise DeepLabError(f"{path}: 16-bit label with values above 255")
+            raise DeepLabError(f"{path}: 16-bit label with values above 255", "label values out of range")
         return values.astype(np.uint8)
     if image.mode in ("RGB", "RGBA"):
         raise DeepLabError(
             f"{path}: label is an {image.mode} colour image, not an index PNG; convert colour-coded "
-            f"VOC labels with util/prepare_voc.py (or use SegmentationClassAug)")
-    raise DeepLabError(f"{path}: label has unsupported mode {image.mode} (expected a palette or grayscale PNG)")
+            f"VOC labels with util/prepare_voc.py (or use SegmentationClassAug)", "label is a colour image")
+    raise DeepLabError(f"{path}: label has unsupported mode {image.mode} (expected a palette or grayscale PNG)",
+                       "label mode unsupported")
 
 
 def check_label_values(label: np.ndarray, num_classes: int, ignore_label: int, path: str) -> None:
@@ -77,12 +78,12 @@ def check_label_values(label: np.ndarray, num_classes: int, ignore_label: int, p
     if bad.size:
         shown = ", ".join(str(int(v)) for v in bad[:8])
         raise DeepLabError(f"{path}: label values {shown} outside 0..{num_classes - 1} and ignore "
-                           f"label {ignore_label}")
+                           f"label {ignore_label}", "label values out of range")
 
 
-def preprocess(rgb: np.ndarray, mean: Optional[np.ndarray] = None) -> np.ndarray:
+def preprocess(rgb: np.ndarray) -> np.ndarray:
     """RGB uint8 (H, W, 3) to the network's input: BGR float32 minus the VGG mean."""
-    return rgb[..., ::-1].astype(np.float32) - (IMG_MEAN if mean is None else mean)
+    return rgb[..., ::-1].astype(np.float32) - IMG_MEAN
 
 
 def save_png(path: str, image: Image.Image) -> None:

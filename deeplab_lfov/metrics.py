@@ -6,11 +6,13 @@ from typing import Dict, Sequence
 
 import numpy as np
 
+from .settings import IGNORE_LABEL
+
 __all__ = ["confusion_matrix", "scores", "format_report"]
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int,
-                     ignore_label: int = 255) -> np.ndarray:
+                     ignore_label: int = IGNORE_LABEL) -> np.ndarray:
     """(num_classes, num_classes) int64 counts, rows = ground truth, columns = prediction.
 
     Pixels whose label is ``ignore_label`` (or outside 0..num_classes-1) are not counted.

@@ -9,7 +9,7 @@ table and runs it with Caffe semantics:
 * average pooling (``pool5a``) that divides by the window area including the zero padding;
 * ``Interp``-style bilinear upsampling with aligned corners.
 
-Tensors are NHWC, images are mean-subtracted BGR (see ``deeplab_lfov.preprocessing``); filters
+Tensors are NHWC, images are mean-subtracted BGR (see ``deeplab_lfov.images.preprocess``); filters
 are stored in TensorFlow's HWIO layout under the classic port's names (``conv1_1/w``).
 """
 
@@ -22,6 +22,7 @@ from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from ._tf import tf
+from .settings import NUM_CLASSES
 
 __all__ = [
     "PRECISIONS",
@@ -31,14 +32,14 @@ __all__ = [
     "conv_layers",
     "caffe_pool_output_size",
     "logits_size",
+    "conv_flops",
     "DeepLabLargeFOV",
-    "NUM_CLASSES",
-    "OUTPUT_STRIDE",
+    "atrous_conv2d",
+    "native_atrous_gradients",
 ]
 
-NUM_CLASSES = 21
-OUTPUT_STRIDE = 8
-PRECISIONS = {"fp32": tf.float32, "bf16": tf.bfloat16, "fp16": tf.float16}  # --precision -> compute dtype
+# --precision -> compute dtype
+PRECISIONS = {"fp32": tf.float32, "bf16": tf.bfloat16, "fp16": tf.float16}
 
 
 def compute_dtype_for(precision: str) -> tf.DType:
@@ -148,6 +149,19 @@ def logits_size(height: int, width: int, table: Optional[Sequence[Layer]] = None
             height = caffe_pool_output_size(height, layer.kernel, layer.stride, layer.pad)
             width = caffe_pool_output_size(width, layer.kernel, layer.stride, layer.pad)
     return height, width
+
+
+def conv_flops(model: DeepLabLargeFOV, height: int, width: int) -> float:
+    """Forward FLOPs (2 x multiply-adds) of the convolutions for one ``height`` x ``width`` image."""
+    total, h, w, cin = 0.0, height, width, 3
+    for layer in model.table:
+        if layer.kind == "conv":
+            total += 2.0 * h * w * layer.kernel ** 2 * cin * layer.filters
+            cin = layer.filters
+        elif layer.kind in ("max_pool", "avg_pool"):
+            h = caffe_pool_output_size(h, layer.kernel, layer.stride, layer.pad)
+            w = caffe_pool_output_size(w, layer.kernel, layer.stride, layer.pad)
+    return total
 
 
 def _caffe_pool_padding(size, kernel: int, stride: int, pad: int):
@@ -311,10 +325,6 @@ class DeepLabLargeFOV(tf.Module):
             out[f"{name}/w"] = conv.w
             out[f"{name}/b"] = conv.b
         return out
-
-    @property
-    def widths(self) -> Dict[str, int]:
-        return {layer.name: layer.filters for layer in conv_layers(self.table)}
 
     def count_params(self) -> int:
         return int(sum(np.prod(v.shape) for v in self.named_variables().values()))

@@ -13,7 +13,6 @@ from typing import Callable, Dict, Mapping, Sequence
 
 from ._tf import tf
 
-
 __all__ = ["Optimizer", "caffe_lr_multipliers", "learning_rate_schedule"]
 
 
@@ -70,10 +69,11 @@ class Optimizer(tf.Module):
         # gradients overflow (the step is skipped), doubled after 2000 good steps.
         self.loss_scale = tf.Variable(2.0 ** 15, trainable=False, name="loss_scale")
         self.good_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="good_steps")
-        # Slots are plain lists so that checkpoints key them by position, like the variables.
-        self.m = [tf.Variable(tf.zeros_like(v), trainable=False, name="m") for v in variables.values()]
-        self.v = ([tf.Variable(tf.zeros_like(v), trainable=False, name="v") for v in variables.values()]
-                  if kind == "adam" else [])
+        # Slots keyed by the variable's name, so a snapshot's optimizer state belongs to named
+        # variables, not to positions in a list.
+        self.m = {n: tf.Variable(tf.zeros_like(v), trainable=False, name="m") for n, v in variables.items()}
+        self.v = ({n: tf.Variable(tf.zeros_like(v), trainable=False, name="v") for n, v in variables.items()}
+                  if kind == "adam" else {})
 
     def learning_rate(self) -> tf.Tensor:
         return self.schedule(self.iterations)
@@ -100,16 +100,16 @@ class Optimizer(tf.Module):
         """One update of ``variables`` (in the order given at construction) with ``grads``."""
         lr = tf.cast(self.learning_rate(), tf.float32)
         t = tf.cast(self.iterations + 1, tf.float32)
-        for i, (name, g, var) in enumerate(zip(self.names, grads, variables)):
+        for name, g, var in zip(self.names, grads, variables):
             if self.weight_decay and name.endswith("/w"):
                 g = g + self.weight_decay * var
             rate = lr * self.lr_mult[name]
             if self.kind == "sgd":
-                velocity = self.m[i].assign(self.momentum * self.m[i] + rate * g)
+                velocity = self.m[name].assign(self.momentum * self.m[name] + rate * g)
                 var.assign_sub(velocity)
             else:
-                m = self.m[i].assign(self.momentum * self.m[i] + (1.0 - self.momentum) * g)
-                v = self.v[i].assign(self.beta_2 * self.v[i] + (1.0 - self.beta_2) * tf.square(g))
+                m = self.m[name].assign(self.momentum * self.m[name] + (1.0 - self.momentum) * g)
+                v = self.v[name].assign(self.beta_2 * self.v[name] + (1.0 - self.beta_2) * tf.square(g))
                 m_hat = m / (1.0 - tf.pow(self.momentum, t))
                 v_hat = v / (1.0 - tf.pow(self.beta_2, t))
                 var.assign_sub(rate * m_hat / (tf.sqrt(v_hat) + self.epsilon))

@@ -14,25 +14,15 @@ that accepts any image size without retracing.
 
 from __future__ import annotations
 
-import argparse
 from typing import Optional, Sequence
 
 import numpy as np
 
 from ._tf import tf
-
 from .images import preprocess
 from .model import DeepLabLargeFOV, interp_bilinear
 
-__all__ = ["Predictor", "parse_scales", "add_test_time_arguments", "predictor_from_args"]
-
-
-def parse_scales(text: str) -> tuple:
-    """``"0.5,0.75,1.0"`` -> (0.5, 0.75, 1.0); raises ValueError on anything else."""
-    scales = tuple(float(s) for s in text.split(",") if s.strip())
-    if not scales or any(s <= 0 for s in scales):
-        raise ValueError(f"scales must be positive numbers separated by commas, got {text!r}")
-    return scales
+__all__ = ["Predictor", "predictor_for"]
 
 
 class Predictor:
@@ -100,25 +90,11 @@ class Predictor:
         return np.argmax(self.probabilities(rgb), axis=-1).astype(np.uint8)
 
 
-def add_test_time_arguments(parser: argparse.ArgumentParser) -> None:
-    """The test-time flags shared by ``inference.py`` and ``evaluate.py``."""
-    parser.add_argument("--scales", default="1.0", help="comma-separated test scales, e.g. 0.5,0.75,1.0")
-    parser.add_argument("--flip", action="store_true", help="average with the mirrored image's prediction")
-    parser.add_argument("--pad_to", type=int, default=None, help="pad inputs to this size (DeepLab: 513)")
-    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
-                        help="compute precision: fp32 (default, Caffe-exact) or bf16/fp16 (faster on GPUs "
-                             "and on CPUs with bf16 instructions; see bench/bench.py)")
-
-
-def predictor_from_args(weights_path: str, num_classes: Optional[int], args: argparse.Namespace) -> Predictor:
-    """Load the weights, build the model they describe, and wrap it with the test-time flags."""
-    from .errors import DeepLabError
+def predictor_for(settings, weights_path: str, num_classes: Optional[int]) -> Predictor:
+    """Load the weights, build the model they describe, and wrap it with the test-time settings
+    (``settings.TestTimeSettings``: scales, flip, pad_to, precision)."""
     from .model import compute_dtype_for
     from .weights import build_model, load_weights
-    try:
-        scales = parse_scales(args.scales)
-    except ValueError as e:
-        raise DeepLabError(f"--scales: {e}") from None
     model = build_model(load_weights(weights_path), num_classes, source=weights_path,
-                        compute_dtype=compute_dtype_for(args.precision))
-    return Predictor(model, scales=scales, flip=args.flip, pad_to=args.pad_to)
+                        compute_dtype=compute_dtype_for(settings.precision))
+    return Predictor(model, scales=settings.scales, flip=settings.flip, pad_to=settings.pad_to)

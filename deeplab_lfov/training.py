@@ -1,79 +1,35 @@
-"""The training loop behind ``train.py``: DeepLab's recipe with the classic port's bugs fixed.
+"""What ``train.py`` runs: DeepLab's recipe with the classic port's bugs fixed, as named steps.
 
 * Loss: softmax cross-entropy over the pixels whose (shrunk) label is not ``ignore_label``,
   averaged over exactly those pixels, across all replicas; L2 weight decay on filters.
-* Snapshots ``model.ckpt-STEP`` (weights, optimizer state, step) every ``save_pred_every``
-  steps and at the end; TensorFlow writes them under temporary names and points the
-  ``checkpoint`` index at a snapshot only once it is complete.  Re-running the same command
-  resumes from the latest snapshot at its step.
-* SIGINT/SIGTERM: the current step finishes, a snapshot is written, the run exits cleanly.
-  A NaN/Inf loss stops the run at once, keeping the last good snapshot.
-* Under a ``tf.distribute`` strategy the global batch is split over replicas, and the loss
-  normalisation and gradient all-reduce give the update one device would compute.
+* ``train`` is a short sequence of steps: lock the snapshot directory, check the data, compare and
+  write the run record, build model and optimizer (resuming from the latest snapshot), build the
+  distributed dataset, then ``callbacks.run_loop`` with the periodic jobs as callbacks.
+* ``TrainStep`` is one compiled update under a ``tf.distribute`` strategy: the global batch is
+  split over replicas, and the loss normalisation and gradient all-reduce give the update one
+  device would compute; a non-finite loss is never applied.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import shutil
-import signal
-import tempfile
-import time
-from typing import Callable, List, Optional, Tuple
-
-import numpy as np
-from PIL import Image
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from ._tf import tf
-from .colormap import decode_labels
+from .callbacks import Callback, Figures, ProgressLogger, Snapshots, StepState, TensorBoardScalars, run_loop
+from .checks import check_writable, usable_entries
 from .errors import DeepLabError
-from .image_reader import Entry, check_entries, read_list, shrink_labels, train_dataset
-from .images import IMG_MEAN, save_png
+from .image_reader import Entry, read_list, shrink_labels, train_dataset
 from .model import DeepLabLargeFOV, compute_dtype_for
 from .optim import Optimizer, caffe_lr_multipliers, learning_rate_schedule
+from .settings import FIXED_BY_SNAPSHOT, TrainConfig
+from .snapshots import SnapshotStore, compare_settings, run_record
 from .weights import build_model, checkpoint_shapes, load_weights, widths_from_weights
 
-__all__ = ["TrainConfig", "segmentation_loss_terms", "TrainStep", "make_train_step", "train", "check_writable", "preflight",
-           "TrainingStopped"]
+__all__ = ["TrainConfig", "segmentation_loss_terms", "TrainStep", "train", "TrainingStopped", "make_strategy",
+           "is_chief"]
 
-
-@dataclasses.dataclass
-class TrainConfig:
-    """Every setting of a training run (the flags of ``train.py``)."""
-
-    data_dir: str
-    data_list: str
-    snapshot_dir: str = "./snapshots/"
-    save_dir: str = "./images/"
-    log_dir: Optional[str] = None
-    restore_from: Optional[str] = None
-    not_restore_last: bool = False
-    input_size: Tuple[int, int] = (321, 321)
-    batch_size: int = 16
-    num_steps: int = 20000
-    learning_rate: float = 1e-4
-    optimizer: str = "adam"
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    lr_policy: str = "fixed"
-    lr_step: int = 2000
-    lr_gamma: float = 0.1
-    lr_power: float = 0.9
-    num_classes: int = 21
-    ignore_label: int = 255
-    random_scale: bool = True
-    random_mirror: bool = True
-    random_seed: int = 1234
-    width_multiplier: float = 1.0
-    save_pred_every: int = 500
-    save_num_images: int = 2
-    max_to_keep: int = 5
-    print_every: int = 1
-    check_data: bool = True
-    skip_bad: bool = False
-    strategy: str = "default"
-    precision: str = "fp32"
+DEFAULT_RESTORE = TrainConfig.__dataclass_fields__["restore_from"].default
 
 
 class TrainingStopped(DeepLabError):
@@ -93,72 +49,6 @@ def segmentation_loss_terms(logits: tf.Tensor, labels: tf.Tensor, num_classes: i
     pixel_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe, logits=logits)
     pixel_loss = tf.where(valid, pixel_loss, tf.zeros_like(pixel_loss))
     return tf.reduce_sum(pixel_loss), tf.reduce_sum(tf.cast(valid, tf.float32))
-
-
-def check_writable(directory: str, flag: str) -> None:
-    """Fail before training if ``directory`` cannot be created or written (leaves nothing behind)."""
-    try:
-        os.makedirs(directory, exist_ok=True)
-        probe = os.path.join(directory, f".write-test-{os.getpid()}")
-        with open(probe, "wb") as f:
-            f.write(b"0" * 4096)
-            f.flush()
-            os.fsync(f.fileno())
-        os.remove(probe)
-    except OSError as e:
-        raise DeepLabError(f"{directory}: {flag} is not writable ({e.strerror or e})") from None
-
-
-def preflight(entries: List[Entry], num_classes: int, ignore_label: int, skip_bad: bool,
-              log: Callable[[str], None]) -> List[Entry]:
-    """Check every list entry; report all problems at once. Returns the usable entries."""
-    log(f"Checking {len(entries)} list entries ...")
-    problems = check_entries(entries, num_classes, ignore_label)
-    if not problems:
-        return entries
-    for _, problem in problems:
-        log(f"{'skipped' if skip_bad else 'error'}: {problem}")
-    if not skip_bad:
-        raise DeepLabError(f"{len(problems)} of {len(entries)} entries of {entries[0].list_path} are "
-                           f"unusable (listed above); fix them or pass --skip_bad to train without them")
-    bad = {id(e) for e, _ in problems}
-    kept = [e for e in entries if id(e) not in bad]
-    if not kept:
-        raise DeepLabError(f"{entries[0].list_path}: no usable entries left")
-    log(f"Skipping {len(problems)} unusable entries; training on {len(kept)}.")
-    return kept
-
-
-def _figure(images: np.ndarray, labels: np.ndarray, preds: np.ndarray) -> np.ndarray:
-    """Rows of image | ground truth | prediction, as one RGB uint8 array."""
-    rows = []
-    for image, label, pred in zip(images, labels, preds):
-        rgb = np.clip(image + IMG_MEAN, 0, 255)[..., ::-1].astype(np.uint8)
-        rows.append(np.concatenate([rgb, decode_labels(label), decode_labels(pred)], axis=1))
-    return np.concatenate(rows, axis=0)
-
-
-class _StopSignals:
-    """Turns SIGINT/SIGTERM into a flag checked between steps (main thread only)."""
-
-    def __init__(self):
-        self.received: Optional[int] = None
-        self._previous = {}
-
-    def __enter__(self):
-        try:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        except ValueError:  # not the main thread: leave signals alone
-            pass
-        return self
-
-    def _handle(self, signum, frame):
-        self.received = signum
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 class TrainStep:
@@ -222,24 +112,25 @@ class TrainStep:
         tf.cond(tf.logical_and(tf.math.is_finite(loss), tf.equal(self.bad_step, 0)), update, record)
         return loss
 
+    def raise_if_stopped(self, state: StepState) -> None:
+        """Raise ``TrainingStopped`` if a step since the last check had a non-finite loss."""
+        bad_step = int(self.bad_step.numpy())
+        if bad_step:
+            raise TrainingStopped(
+                f"loss is {float(self.bad_loss.numpy())} at step {bad_step}: training stopped (that update was "
+                f"not applied); the last good snapshot is {state.last_snapshot} (lower --learning_rate?)")
 
-def make_train_step(strategy: tf.distribute.Strategy, model: DeepLabLargeFOV, optimizer: Optimizer,
-                    num_classes: int, ignore_label: int, *, jit_compile: bool = False) -> TrainStep:
-    """The compiled training step of ``model`` under ``strategy`` (see ``TrainStep``)."""
-    return TrainStep(strategy, model, optimizer, num_classes, ignore_label, jit_compile=jit_compile)
 
-
-def _make_strategy(name: str) -> tf.distribute.Strategy:
-    if name == "default":
-        return tf.distribute.get_strategy()
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """The ``--strategy``: default (one device), mirrored (this machine's GPUs) or multi_worker (TF_CONFIG)."""
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
-    raise DeepLabError(f"--strategy: unknown strategy {name!r} (default, mirrored or multi_worker)")
+    return tf.distribute.get_strategy()
 
 
-def _is_chief(strategy: tf.distribute.Strategy) -> bool:
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
     """The chief (or worker 0 when the cluster names no chief) writes; others only compute."""
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not resolver.cluster_spec().as_dict():
@@ -249,167 +140,126 @@ def _is_chief(strategy: tf.distribute.Strategy) -> bool:
                                     "chief" not in resolver.cluster_spec().as_dict())
 
 
-def _build_model(config: TrainConfig, resume_from: Optional[str], log) -> DeepLabLargeFOV:
+def _check_settings_against_record(config: TrainConfig, store: SnapshotStore, log) -> None:
+    """On resume: print each changed setting; refuse the ones a snapshot fixes."""
+    previous = store.previous_record()
+    if not store.latest or not previous or not isinstance(previous.get("settings"), dict):
+        return
+    changes, conflicts = compare_settings(previous["settings"], config.as_record(), FIXED_BY_SNAPSHOT)
+    if conflicts:
+        raise DeepLabError(f"{store.directory}: its snapshots cannot continue with {'; '.join(conflicts)}: "
+                           f"use the earlier value or another --snapshot_dir")
+    for change in changes:
+        log(f"resuming with {change}")
+
+
+def _training_entries(config: TrainConfig, store: SnapshotStore, log) -> List[Entry]:
+    entries = read_list(config.data_dir, config.data_list)
+    report = os.path.join(config.snapshot_dir, "data_problems.txt") if store.chief else None
+    return usable_entries(entries, config.data_dir, config.num_classes, config.ignore_label,
+                          check=not config.skip_check, skip_bad=config.skip_bad, log=log, report_path=report)
+
+
+def _initial_model(config: TrainConfig, resume_from: Optional[str], log) -> DeepLabLargeFOV:
+    """The net to train: the snapshot's shapes on resume, else ``--restore_from``'s weights, else random."""
+    dtype = compute_dtype_for(config.precision)
     if resume_from:
         widths, classes = widths_from_weights(checkpoint_shapes(resume_from))  # the index, not the data
         if classes != config.num_classes:
             raise DeepLabError(f"{resume_from}: snapshot has {classes} classes, --num_classes is "
                                f"{config.num_classes}; use another --snapshot_dir")
-        return DeepLabLargeFOV(config.num_classes, widths=widths, seed=config.random_seed,
-                               compute_dtype=compute_dtype_for(config.precision))
-    if config.restore_from:
-        log(f"Restoring weights from {config.restore_from}"
-            f"{' (all but fc8)' if config.not_restore_last else ''}")
-        return build_model(load_weights(config.restore_from), config.num_classes,
-                           skip_last=config.not_restore_last, source=config.restore_from,
-                           seed=config.random_seed, compute_dtype=compute_dtype_for(config.precision))
-    log("No --restore_from: training from a random initialisation. For DeepLab's results start from "
-        "the converted init.caffemodel (see README).")
-    return DeepLabLargeFOV(config.num_classes, config.width_multiplier, seed=config.random_seed,
-                           compute_dtype=compute_dtype_for(config.precision))
+        return DeepLabLargeFOV(config.num_classes, widths=widths, seed=config.random_seed, compute_dtype=dtype)
+    weights = config.weights
+    if weights and weights == DEFAULT_RESTORE and not (os.path.exists(weights) or os.path.exists(weights + ".index")):
+        log(f"No {weights} (the default --restore_from): training from a random initialisation. For "
+            f"DeepLab's results start from the converted init.caffemodel (see README).")
+        weights = None
+    if weights:
+        log(f"Restoring weights from {weights}{' (all but fc8)' if config.not_restore_last else ''}")
+        return build_model(load_weights(weights), config.num_classes, skip_last=config.not_restore_last,
+                           source=weights, seed=config.random_seed, compute_dtype=dtype)
+    if not config.weights:
+        log("No --restore_from: training from a random initialisation. For DeepLab's results start from "
+            "the converted init.caffemodel (see README).")
+    return DeepLabLargeFOV(config.num_classes, config.width_multiplier, seed=config.random_seed, compute_dtype=dtype)
 
 
-def train(config: TrainConfig, log: Callable[[str], None] = print) -> int:
-    """Run (or resume) training; returns the step reached."""
-    if min(config.input_size) < 1 or config.batch_size < 1 or config.num_steps < 0:
-        raise DeepLabError("--input_size, --batch_size must be positive and --num_steps non-negative")
-    strategy = _make_strategy(config.strategy)
-    chief = _is_chief(strategy)
-    log_dir = config.log_dir or os.path.join(config.snapshot_dir, "logs")
-    if chief:
-        for directory, flag in ((config.snapshot_dir, "--snapshot_dir"), (config.save_dir, "--save_dir"),
-                                (log_dir, "--log_dir")):
-            check_writable(directory, flag)
-    entries = read_list(config.data_dir, config.data_list)
-    if config.check_data:
-        entries = preflight(entries, config.num_classes, config.ignore_label, config.skip_bad, log)
+def _optimizer(config: TrainConfig, model: DeepLabLargeFOV) -> Optimizer:
+    variables = model.named_variables()
+    schedule = learning_rate_schedule(config.lr_policy, config.learning_rate, max(config.num_steps, 1),
+                                      step_size=config.lr_step, gamma=config.lr_gamma, power=config.lr_power)
+    return Optimizer(variables, config.optimizer, schedule, momentum=config.momentum,
+                     weight_decay=config.weight_decay,
+                     lr_mult=caffe_lr_multipliers(variables) if config.optimizer == "sgd" else None)
 
-    latest = tf.train.latest_checkpoint(config.snapshot_dir)
-    if latest:
-        log(f"Resuming from {latest}" + (" (--restore_from applies to a new --snapshot_dir only)"
-                                         if config.restore_from else ""))
-    with strategy.scope():
-        model = _build_model(config, latest, log)
-        variables = model.named_variables()
-        schedule = learning_rate_schedule(config.lr_policy, config.learning_rate, max(config.num_steps, 1),
-                                          step_size=config.lr_step, gamma=config.lr_gamma,
-                                          power=config.lr_power)
-        optimizer = Optimizer(variables, config.optimizer, schedule, momentum=config.momentum,
-                              weight_decay=config.weight_decay,
-                              lr_mult=caffe_lr_multipliers(variables) if config.optimizer == "sgd" else None)
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
-    manager = tf.train.CheckpointManager(checkpoint, config.snapshot_dir, max_to_keep=config.max_to_keep,
-                                         checkpoint_name="model.ckpt") if chief else None
-    if latest:
-        checkpoint.restore(latest).assert_existing_objects_matched()
-    step = int(optimizer.iterations.numpy())
 
-    replicas = strategy.num_replicas_in_sync
-    if config.batch_size % replicas:
-        raise DeepLabError(f"--batch_size {config.batch_size} is not divisible by the {replicas} replicas")
-
+def _distributed_batches(config: TrainConfig, strategy: tf.distribute.Strategy, entries: Sequence[Entry],
+                         step: int):
+    """Each input pipeline reads its own shard; the seed moves with the step so a resume sees new crops."""
     def dataset_fn(context: tf.distribute.InputContext):
         shard = entries[context.input_pipeline_id::context.num_input_pipelines] or entries
         return train_dataset(shard, config.input_size, context.get_per_replica_batch_size(config.batch_size),
                              num_classes=config.num_classes, ignore_label=config.ignore_label,
                              random_scale=config.random_scale, random_mirror=config.random_mirror,
                              seed=config.random_seed + 1000003 * step + 7919 * context.input_pipeline_id)
+    return iter(strategy.distribute_datasets_from_function(dataset_fn))
 
-    dataset = strategy.distribute_datasets_from_function(dataset_fn)
-    train_step = make_train_step(strategy, model, optimizer, config.num_classes, config.ignore_label)
 
-    predict = tf.function(lambda x: model.predict_labels(x))
-    writer = tf.summary.create_file_writer(log_dir) if chief else tf.summary.create_noop_writer()
-    iterator = iter(dataset)
-    preview = next(iter(train_dataset(entries[:max(config.save_num_images, 1)], config.input_size,
-                                      max(config.save_num_images, 1), num_classes=config.num_classes,
-                                      ignore_label=config.ignore_label, random_scale=False,
-                                      random_mirror=False, seed=config.random_seed, shuffle=False,
-                                      drop_remainder=False)))
+def _preview(config: TrainConfig, entries: Sequence[Entry]):
+    """The first ``save_num_images`` pairs, uncropped by randomness, for the training figures."""
+    count = max(config.save_num_images, 1)
+    return next(iter(train_dataset(entries[:count], config.input_size, count, num_classes=config.num_classes,
+                                   ignore_label=config.ignore_label, random_scale=False, random_mirror=False,
+                                   seed=config.random_seed, shuffle=False, drop_remainder=False)))
 
-    saved = {"path": latest}
 
-    def snapshot(at: int):
-        try:
-            _write_snapshot(at)
-        except (OSError, tf.errors.OpError) as e:  # disk full, folder removed, ...
-            _remove_partial_snapshots(config.snapshot_dir)
-            reason = getattr(e, "strerror", None) or str(e).strip().splitlines()[0]
-            raise DeepLabError(f"{config.snapshot_dir}: cannot write snapshot {at} ({reason}); the last "
-                               f"complete snapshot is {saved['path']}") from None
+def _default_callbacks(config: TrainConfig, chief: bool, store: SnapshotStore, model: DeepLabLargeFOV,
+                       optimizer: Optimizer, entries: Sequence[Entry], log) -> List[Callback]:
+    callbacks: List[Callback] = [ProgressLogger(config.print_every, config.batch_size, log),
+                                 Snapshots(config.save_pred_every, store)]
+    if chief:
+        writer = tf.summary.create_file_writer(config.logs)
+        callbacks.append(TensorBoardScalars(config.print_every, writer, optimizer.learning_rate))
+        if config.save_num_images > 0:
+            predict = tf.function(lambda x: model.predict_labels(x))
+            callbacks.append(Figures(config.save_pred_every, config.save_dir, _preview(config, entries), predict,
+                                     writer))
+    return callbacks
 
-    def _write_snapshot(at: int):
+
+def train(config: TrainConfig, log: Callable[[str], None] = print, callbacks: Sequence[Callback] = ()) -> int:
+    """Run (or resume) training; returns the step reached.  ``callbacks`` run after the built-in ones."""
+    strategy = make_strategy(config.strategy)
+    chief = is_chief(strategy)
+    with SnapshotStore(config.snapshot_dir, chief=chief, max_to_keep=config.max_to_keep) as store:
+        _check_settings_against_record(config, store, log)
         if chief:
-            saved["path"] = manager.save(checkpoint_number=at)
-        else:  # every worker saves, as tf.distribute asks; only the chief's copy is kept
-            scratch = tempfile.mkdtemp(prefix="deeplab-worker-")
-            checkpoint.write(os.path.join(scratch, "model.ckpt"))
-            shutil.rmtree(scratch, ignore_errors=True)
-            saved["path"] = os.path.join(config.snapshot_dir, f"model.ckpt-{at}")
-        if chief and config.save_num_images > 0:  # figures are the chief's alone
-            images, labels = preview
-            figure = _figure(images.numpy(), labels.numpy(), predict(images).numpy())
-            save_png(os.path.join(config.save_dir, f"train_{at}.png"), Image.fromarray(figure))
-            with writer.as_default(step=at):
-                tf.summary.image("data|mask|pred", figure[None], step=at)
-    if step == 0 and not latest:
-        snapshot(0)
-    log(f"Training {model.count_params()} parameters on {len(entries)} images, {replicas} replica(s), "
-        f"from step {step} to {config.num_steps}.")
-    stop = None
-    started, started_step = time.time(), step
-    last_time, last_step = started, step
-    with _StopSignals() as signals:
-        while step < config.num_steps:
-            loss_t = train_step(next(iterator))
-            step += 1
-            report = step % config.print_every == 0 or step == config.num_steps
-            save = step % config.save_pred_every == 0 or step == config.num_steps
-            if not (report or save or signals.received is not None):
-                continue  # no host round trip between progress lines, snapshots and stops
-            loss = float(loss_t)
-            bad_step = int(train_step.bad_step.numpy())
-            if bad_step:
-                raise TrainingStopped(
-                    f"loss is {float(train_step.bad_loss.numpy())} at step {bad_step}: training stopped "
-                    f"(that update was not applied); the last good snapshot is {saved['path']} "
-                    f"(lower --learning_rate?)")
-            if report:
-                now = time.time()
-                per_step = (now - last_time) / max(step - last_step, 1)
-                last_time, last_step = now, step
-                rate = (step - started_step) / max(now - started, 1e-9)
-                eta = (config.num_steps - step) / max(rate, 1e-9)
-                log(f"step {step:d} \t loss = {loss:.3f}, ({per_step:.3f} sec/step, "
-                    f"{config.batch_size / max(per_step, 1e-9):.1f} images/s, ETA {_hms(eta)})")
-                if chief:
-                    with writer.as_default(step=step):
-                        tf.summary.scalar("loss", loss)
-                        tf.summary.scalar("learning_rate", optimizer.learning_rate())
-            if save:
-                snapshot(step)
-            if signals.received is not None:
-                stop = signals.received
-                break
-    if stop is not None:
-        if not (saved["path"] or "").endswith(f"-{step}"):
-            snapshot(step)
-        log(f"Stopped by signal {stop} at step {step}; snapshot {saved['path']}. "
+            for directory, flag in ((config.save_dir, "--save_dir"), (config.logs, "--log_dir")):
+                check_writable(directory, flag)
+        entries = _training_entries(config, store, log)
+        replicas = strategy.num_replicas_in_sync
+        if config.batch_size % replicas:
+            raise DeepLabError(f"--batch_size {config.batch_size} is not divisible by the {replicas} replicas")
+        resume_from = store.latest
+        if resume_from:
+            log(f"Resuming from {resume_from}" + (" (--restore_from applies to a new --snapshot_dir only)"
+                                                  if config.restore_from != DEFAULT_RESTORE else ""))
+        with strategy.scope():
+            model = _initial_model(config, resume_from, log)
+            optimizer = _optimizer(config, model)
+        store.attach(model=model, optimizer=optimizer)
+        store.write_record(run_record(config.as_record()))
+        step = int(optimizer.iterations.numpy())
+        batches = _distributed_batches(config, strategy, entries, step)
+        train_step = TrainStep(strategy, model, optimizer, config.num_classes, config.ignore_label)
+        jobs = _default_callbacks(config, chief, store, model, optimizer, entries, log) + list(callbacks)
+        state = StepState(step=step, num_steps=config.num_steps, resumed=resume_from is not None)
+        log(f"Training {model.count_params()} parameters on {len(entries)} images, {replicas} replica(s), "
+            f"from step {step} to {config.num_steps}.")
+        run_loop(train_step, batches, state, jobs, check=train_step.raise_if_stopped)
+    if state.stop_signal is not None:
+        log(f"Stopped by signal {state.stop_signal} at step {state.step}; snapshot {state.last_snapshot}. "
             f"Run the same command to resume.")
     else:
-        log(f"Training finished at step {step}; snapshot {saved['path']}")
-    writer.flush()
-    return step
-
-
-def _remove_partial_snapshots(directory: str) -> None:
-    """Delete what an interrupted save left: TensorFlow's ``*_temp*`` shards and our ``.tmp`` files."""
-    for name in os.listdir(directory) if os.path.isdir(directory) else []:
-        if "_temp" in name or name.endswith(".tmp"):
-            path = os.path.join(directory, name)
-            shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
-
-
-def _hms(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+        log(f"Training finished at step {state.step}; snapshot {state.last_snapshot}")
+    return state.step

@@ -17,6 +17,7 @@ from PIL import Image
 from .colormap import VOC_COLORS
 from .errors import DeepLabError
 from .images import save_png
+from .settings import IGNORE_LABEL, NUM_CLASSES
 
 __all__ = ["colour_to_index", "read_sbd_mat", "convert_labels", "check_lists"]
 
@@ -24,7 +25,7 @@ __all__ = ["colour_to_index", "read_sbd_mat", "convert_labels", "check_lists"]
 def colour_to_index(rgb: np.ndarray, path: str = "label") -> np.ndarray:
     """Map a VOC colour-coded label (H, W, 3) back to class indices; unknown colours are an error."""
     codes = VOC_COLORS.astype(np.int64) @ np.array([65536, 256, 1])
-    lookup = {int(c): i for i, c in enumerate(codes) if i < 21 or i == 255}
+    lookup = {int(c): i for i, c in enumerate(codes) if i < NUM_CLASSES or i == IGNORE_LABEL}
     flat = rgb[..., :3].astype(np.int64) @ np.array([65536, 256, 1])
     out = np.zeros(flat.shape, np.uint8)
     for code in np.unique(flat):

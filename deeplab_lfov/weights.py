@@ -26,7 +26,6 @@ from typing import Dict, Mapping, Optional, Tuple
 import numpy as np
 
 from ._tf import tf
-
 from .errors import DeepLabError
 
 __all__ = [
@@ -221,7 +220,8 @@ def build_model(weights: Mapping[str, np.ndarray], num_classes: Optional[int] = 
     ``num_classes`` defaults to fc8's; when given and different from fc8's, it is an error unless
     ``skip_last``.
     """
-    from .model import NUM_CLASSES, DeepLabLargeFOV
+    from .model import DeepLabLargeFOV
+    from .settings import NUM_CLASSES
     widths, stored_classes = widths_from_weights(weights)
     if num_classes is None:
         num_classes = stored_classes or NUM_CLASSES
@@ -257,8 +257,6 @@ def save_weights(prefix: str, weights: Mapping[str, np.ndarray]) -> str:
 
 def write_skeleton(path: str, weights: Mapping[str, np.ndarray]) -> None:
     """The classic ``net_skeleton`` (list of [name, shape]) as JSON, a format that runs no code."""
+    from .checks import write_text_atomic
     skeleton = [[name, list(map(int, value.shape))] for name, value in weights.items()]
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(skeleton, f, indent=1)
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(skeleton, indent=1))

@@ -1,18 +1,19 @@
-"""Shared test helpers: golden fixtures, the weight recipe, and running the CLI scripts in-process."""
+"""Shared test helpers: golden fixtures, the weight recipe, and running the command-line programs in-process."""
 
-import importlib.util
+import importlib
 import json
 import os
-import sys
 
 import numpy as np
 import pytest
 
+from deeplab_lfov import _tf  # noqa: F401  (imports TensorFlow quietly)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
-sys.path.insert(0, ROOT)
-
-from deeplab_lfov import _tf  # noqa: E402,F401  (imports TensorFlow quietly)
+# A subprocess finds the checkout's package whether or not it is installed.
+SUBPROCESS_ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])),
+                      PYTHONUNBUFFERED="1")
 
 with open(os.path.join(FIXTURES, "MANIFEST.json")) as f:
     MANIFEST = json.load(f)
@@ -54,20 +55,16 @@ def case_input(case) -> np.ndarray:
     return x.transpose(0, 2, 3, 1)
 
 
-def load_script(relpath: str):
-    """Import a top-level script (``inference.py``, ``util/extract_params.py``) as a module."""
-    path = os.path.join(ROOT, relpath)
-    name = "script_" + relpath.replace("/", "_").replace(".py", "")
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+# The classic scripts and the package modules whose ``main`` they call.
+SCRIPTS = {"train.py": "train", "evaluate.py": "evaluate", "inference.py": "infer",
+           "util/extract_params.py": "extract_params", "util/check_data.py": "check_data",
+           "util/crf_search.py": "crf_search", "util/prepare_voc.py": "prepare_voc"}
 
 
 def run_cli(relpath: str, argv, capsys):
     """Run a script's main through ``cli.run`` as the shell would; returns (exit code, out, err)."""
     from deeplab_lfov import cli
-    module = load_script(relpath)
+    module = importlib.import_module(f"deeplab_lfov.cli.{SCRIPTS[relpath]}")
     with pytest.raises(SystemExit) as exc:
         cli.run(module.main, [str(a) for a in argv])
     captured = capsys.readouterr()
@@ -86,21 +83,8 @@ def assert_one_line_error(code, err, *needles):
 
 def make_dataset(root, num: int, seed: int = 0, name: str = "train.txt"):
     """A small VOC-layout dataset (JPEG images, palette PNG labels) made by the sample generator."""
-    sys.path.insert(0, os.path.join(ROOT, "dataset"))
-    import make_sample_data
-    from PIL import Image
-    from deeplab_lfov.colormap import palette
-    rng = np.random.RandomState(seed)
-    os.makedirs(os.path.join(root, "JPEGImages"), exist_ok=True)
-    os.makedirs(os.path.join(root, "SegmentationClassAug"), exist_ok=True)
-    lines = []
-    for i in range(num):
-        image, label = make_sample_data.make_pair(rng)
-        Image.fromarray(image).save(os.path.join(root, "JPEGImages", f"img_{i}.jpg"), quality=95)
-        png = Image.fromarray(label, mode="P")
-        png.putpalette(palette())
-        png.save(os.path.join(root, "SegmentationClassAug", f"img_{i}.png"))
-        lines.append(f"/JPEGImages/img_{i}.jpg /SegmentationClassAug/img_{i}.png\n")
+    from deeplab_lfov.sample_data import write_pairs
+    lines = write_pairs(str(root), [f"img_{i}" for i in range(num)], np.random.RandomState(seed), quality=95)
     list_path = os.path.join(root, name)
     with open(list_path, "w") as f:
         f.writelines(lines)

@@ -8,14 +8,11 @@ pixels are spread unevenly (the first replica's images are mostly 255).
 """
 
 import json
-import os
 import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from deeplab_lfov._tf import tf  # noqa: E402
+from deeplab_lfov._tf import tf
 
 mode, out_path = sys.argv[1], sys.argv[2]
 if mode == "mirrored":
@@ -27,7 +24,7 @@ else:
 
 from deeplab_lfov.model import DeepLabLargeFOV  # noqa: E402
 from deeplab_lfov.optim import Optimizer, learning_rate_schedule  # noqa: E402
-from deeplab_lfov.training import _is_chief, make_train_step  # noqa: E402
+from deeplab_lfov.training import TrainStep, is_chief  # noqa: E402
 
 rng = np.random.RandomState(0)
 images = rng.uniform(-100, 100, size=(4, 41, 41, 3)).astype(np.float32)
@@ -40,7 +37,7 @@ def one_step(strat):
         model = DeepLabLargeFOV(21, width_multiplier=0.125, seed=11, dropout_rate=0.0)  # same masks everywhere
         variables = model.named_variables()
         opt = Optimizer(variables, "sgd", learning_rate_schedule("fixed", 1e-3, 10), weight_decay=5e-4)
-    step = make_train_step(strat, model, opt, 21, 255)
+    step = TrainStep(strat, model, opt, 21, 255)
 
     def dataset_fn(ctx):
         per_replica = 4 // strat.num_replicas_in_sync  # the default strategy takes all 4 at once
@@ -59,7 +56,7 @@ rel = max(float(np.abs(weights[k] - ref_weights[k]).max() / (np.abs(ref_weights[
           for k in weights)
 moved = max(float(np.abs(weights[k] - DeepLabLargeFOV(21, width_multiplier=0.125, seed=11)
                          .named_variables()[k].numpy()).max()) for k in ("fc8_voc12/w", "conv1_1/w"))
-if _is_chief(strategy):
+if is_chief(strategy):
     with open(out_path, "w") as f:
         json.dump({"loss": loss, "ref_loss": ref_loss, "max_rel_diff": rel, "moved": moved,
                    "replicas": strategy.num_replicas_in_sync}, f)

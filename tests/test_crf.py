@@ -5,8 +5,8 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import assert_one_line_error, make_dataset, run_cli
+
 from deeplab_lfov.crf import CRFParams, DenseCRF
 from deeplab_lfov.evaluation import evaluate
 from deeplab_lfov.image_reader import read_list
@@ -65,21 +65,20 @@ class _RecordingBackend:
         return _CRF()
 
 
-def test_every_crf_flag_reaches_the_library(monkeypatch):
-    import argparse
-    from deeplab_lfov import crf as crf_module
-    parser = argparse.ArgumentParser()
-    crf_module.add_crf_arguments(parser)
-    args = parser.parse_args(["--crf", "--bi_w", "5", "--bi_xy_std", "70", "--bi_rgb_std", "3",
-                              "--pos_w", "2", "--pos_xy_std", "4", "--crf_iterations", "7"])
+def test_every_crf_flag_reaches_the_library():
+    from deeplab_lfov.settings import CRFSettings
+    parser = CRFSettings.parser("test")
+    settings = CRFSettings.from_args(parser.parse_args(["--crf", "--bi_w", "5", "--bi_xy_std", "70", "--bi_rgb_std",
+                                                        "3", "--pos_w", "2", "--pos_xy_std", "4",
+                                                        "--crf_iterations", "7"]))
     backend = _RecordingBackend()
-    monkeypatch.setattr(crf_module, "_import_backend", lambda: backend)
-    crf = crf_module.crf_from_args(args)
+    crf = DenseCRF(settings.crf_params(), backend=backend)
     crf(np.zeros((6, 8, 3), np.uint8), np.full((6, 8, 3), 1 / 3, np.float32))
     assert backend.calls == {"unary_shape": (3, 48), "gaussian": {"sxy": 4.0, "compat": 2.0},
                              "bilateral": {"sxy": 70.0, "srgb": 3.0, "compat": 5.0}, "iterations": 7}
-    assert crf_module.crf_from_args(parser.parse_args([])) is None
+    assert CRFSettings.from_args(parser.parse_args([])).crf_params() is None
     assert CRFParams() == CRFParams(bi_w=4, bi_xy_std=121, bi_rgb_std=5, pos_w=3, pos_xy_std=3, iterations=10)
+    assert CRFSettings(crf=True).crf_params() == CRFParams()  # the flags' defaults are the paper's
 
 
 def test_evaluate_crf_without_the_package_is_one_line(monkeypatch, tmp_path, capsys):
@@ -128,7 +127,8 @@ def test_evaluate_with_crf_reports_both_from_one_run_with_workers(tmp_path, caps
     list_path = make_dataset(str(tmp_path), 3)
     prefix = save_weights(str(tmp_path / "w.ckpt"), {k: v.numpy() for k, v in model.named_variables().items()})
     code, out, err = run_cli("evaluate.py", ["--data_dir", tmp_path, "--data_list", list_path, "--restore_from",
-                                             prefix, "--crf", "--workers", "2", "--crf_iterations", "3"], capsys)
+                                             prefix, "--crf", "--workers", "2", "--crf_iterations", "3",
+                                             "--save_dir", ""], capsys)
     assert code == 0, err
     assert "Without CRF:" in out and "With CRF:" in out and out.count("Mean IoU:") == 2
 

@@ -8,8 +8,7 @@ import subprocess
 import sys
 
 import pytest
-
-from conftest import ROOT, make_dataset
+from conftest import ROOT, SUBPROCESS_ENV, make_dataset
 
 HELPER = os.path.join(ROOT, "tests", "dist_helper.py")
 
@@ -34,7 +33,7 @@ def _run_workers(argv_for, timeout=240):
     ports = _free_ports(2)
     procs = []
     for i in range(2):
-        env = dict(os.environ, TF_CONFIG=_tf_config(ports, i), PYTHONUNBUFFERED="1")
+        env = dict(SUBPROCESS_ENV, TF_CONFIG=_tf_config(ports, i))
         procs.append(subprocess.Popen([sys.executable] + argv_for(i), cwd=ROOT, env=env, text=True,
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
     outs = []
@@ -60,7 +59,7 @@ def _check(result):
 def test_mirrored_two_cpus_equals_one_device(tmp_path):
     out = tmp_path / "mirrored.json"
     proc = subprocess.run([sys.executable, HELPER, "mirrored", str(out)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=240)
+                          text=True, timeout=240, env=SUBPROCESS_ENV)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     _check(json.loads(out.read_text()))
 
@@ -86,7 +85,9 @@ def test_multi_worker_training_writes_only_from_the_chief_and_resumes(tmp_path):
     files = sorted(os.listdir(snap))
     assert [f for f in files if f.endswith(".index")] == ["model.ckpt-0.index", "model.ckpt-2.index",
                                                           "model.ckpt-3.index"]
-    assert set(files) - {"checkpoint", "logs"} - {f for f in files if f.startswith("model.ckpt-")} == set()
+    assert set(files) - {"checkpoint", "logs", ".lock", "run.json"} - {f for f in files if f.startswith("model.ckpt-")} \
+        == set()
+    assert json.loads((snap / "run.json").read_text())["settings"]["strategy"] == "multi_worker"
     assert os.listdir(tmp_path / "img0") and not os.path.exists(tmp_path / "img1")  # figures: chief only
 
     outs = _run_workers(argv(5))

@@ -5,9 +5,9 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import FIXTURES, ROOT, assert_one_line_error, run_cli
 from PIL import Image
 
-from conftest import FIXTURES, ROOT, assert_one_line_error, run_cli
 from deeplab_lfov.colormap import VOC_COLORS, palette
 
 CAFFEMODEL = f"{FIXTURES}/slim.caffemodel"

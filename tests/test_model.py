@@ -5,10 +5,17 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import FIXTURES, MANIFEST, case_input, recipe_weights_tf
 
-from conftest import FIXTURES, MANIFEST, case_input, load_script, recipe_weights_tf
-from deeplab_lfov.model import (DeepLabLargeFOV, caffe_avg_pool, caffe_max_pool, caffe_pool_output_size,
-                                layer_table, logits_size)
+from deeplab_lfov.cli import extract_params
+from deeplab_lfov.model import (
+    DeepLabLargeFOV,
+    caffe_avg_pool,
+    caffe_max_pool,
+    caffe_pool_output_size,
+    layer_table,
+    logits_size,
+)
 from deeplab_lfov.weights import build_model, load_weights
 
 SLIM_CASES = [c for c in MANIFEST["cases"] if c["net"] == "slim"]
@@ -18,11 +25,10 @@ TOL = 1e-5  # relative to max |reference|
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory):
     """slim.caffemodel and slim_v1.caffemodel converted by util/extract_params.py."""
-    script = load_script("util/extract_params.py")
     out = {}
     for name in ("slim", "slim_v1"):
         d = tmp_path_factory.mktemp(name)
-        assert script.main([os.path.join(FIXTURES, f"{name}.caffemodel"), "--output_dir", str(d)]) == 0
+        assert extract_params.main([os.path.join(FIXTURES, f"{name}.caffemodel"), "--output_dir", str(d)]) == 0
         assert os.path.exists(d / "deeplab_lfov.ckpt.index") and os.path.exists(d / "net_skeleton.json")
         out[name] = build_model(load_weights(str(d / "deeplab_lfov.ckpt")))
     return out

@@ -2,7 +2,6 @@
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -11,9 +10,8 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import ROOT, SUBPROCESS_ENV, assert_one_line_error, make_dataset, run_cli
 from PIL import Image
-
-from conftest import ROOT, assert_one_line_error, make_dataset, run_cli
 
 
 @pytest.fixture
@@ -94,9 +92,8 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_snapshot(tmp_path, caps
 
 
 def _spawn_training(args):
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.Popen([sys.executable, "train.py"] + args, cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env)
+                            stderr=subprocess.STDOUT, text=True, env=SUBPROCESS_ENV)
 
 
 def _wait_for(predicate, proc, timeout=120):
@@ -123,7 +120,8 @@ def test_sigkill_after_a_snapshot_resumes_and_ends_at_the_same_step(tmp_path):
     latest = tf.train.latest_checkpoint(str(tmp_path / "snap"))
     killed_at = int(latest.rsplit("-", 1)[1])
     assert killed_at >= 2 and tf.train.load_checkpoint(latest)  # the index points at a whole snapshot
-    done = subprocess.run([sys.executable, "train.py"] + args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "train.py"] + args, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=SUBPROCESS_ENV)
     assert done.returncode == 0, done.stderr
     assert f"Resuming from {latest}" in done.stdout and f"from step {killed_at} to 400" in done.stdout
     assert "Training finished at step 400" in done.stdout
@@ -151,6 +149,7 @@ def test_sigterm_or_sigint_writes_a_snapshot_at_the_current_step(tmp_path, sig):
 
 def test_image_bombs_are_refused(tmp_path, monkeypatch):
     from PIL import Image as PILImage
+
     from deeplab_lfov.errors import DeepLabError
     from deeplab_lfov.images import read_image
     path = tmp_path / "bomb.png"
@@ -181,6 +180,7 @@ def test_failed_snapshot_write_leaves_no_partial_files(tmp_path, capsys, monkeyp
 
 def test_png_writes_leave_nothing_behind_when_the_disk_is_full(tmp_path, monkeypatch):
     from PIL import Image as PILImage
+
     from deeplab_lfov.colormap import save_mask
 
     def full_disk(self, fp, *args, **kwargs):

@@ -6,15 +6,16 @@ import re
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import assert_one_line_error, make_dataset, run_cli
+
 from deeplab_lfov.evaluation import evaluate
 from deeplab_lfov.image_reader import read_list
 from deeplab_lfov.images import preprocess, read_image, read_label
 from deeplab_lfov.metrics import confusion_matrix, scores
 from deeplab_lfov.optim import Optimizer, caffe_lr_multipliers, learning_rate_schedule
 from deeplab_lfov.predict import Predictor
-from deeplab_lfov.training import TrainConfig, train
+from deeplab_lfov.settings import TrainConfig
+from deeplab_lfov.training import train
 from deeplab_lfov.weights import build_model, load_weights
 
 
@@ -135,10 +136,10 @@ def test_not_restore_last_fine_tunes_to_new_classes(tmp_path, capsys, overfit):
 
 def test_a_non_finite_step_is_not_applied_and_is_recorded():
     from deeplab_lfov.model import DeepLabLargeFOV
-    from deeplab_lfov.training import make_train_step
+    from deeplab_lfov.training import TrainStep
     model = DeepLabLargeFOV(width_multiplier=0.125, seed=0)
     opt = Optimizer(model.named_variables(), "adam", learning_rate_schedule("fixed", 1e-3, 10))
-    step = make_train_step(tf.distribute.get_strategy(), model, opt, 21, 255)
+    step = TrainStep(tf.distribute.get_strategy(), model, opt, 21, 255)
     labels = tf.zeros([1, 33, 33], tf.int32)
     good = tf.random.stateless_uniform([1, 33, 33, 3], (1, 2), -100, 100)
     step((good, labels))

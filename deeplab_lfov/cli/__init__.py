@@ -1,4 +1,9 @@
-"""What every command-line script shares: one-line errors with exit code 2, quiet TensorFlow."""
+"""The command-line programs, and what all of them share: one-line errors with exit code 2, quiet TensorFlow.
+
+One module per program (``train``, ``evaluate``, ``infer``, ``extract_params``, ``check_data``,
+``crf_search``, ``prepare_voc``), each with ``get_args_parser()``, ``main(argv)`` and ``entry()``
+(the console entry point).  The classic top-level scripts (``train.py`` ...) call the same mains.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,12 @@ import os
 import sys
 from typing import Callable, Optional, Sequence
 
-__all__ = ["run", "quiet_tensorflow"]
+__all__ = ["run", "quiet_tensorflow", "log"]
+
+
+def log(line: str) -> None:
+    """Print a progress line at once (training output is read live, through pipes too)."""
+    print(line, flush=True)
 
 
 def quiet_tensorflow() -> None:
@@ -25,6 +35,10 @@ def quiet_tensorflow() -> None:
     try:
         os.dup2(devnull, 2)
         import tensorflow  # noqa: F401
+    except ImportError as e:
+        from ..errors import DeepLabError
+        raise DeepLabError(f"TensorFlow cannot be imported ({e}): pip install -r requirements.txt, or "
+                           f"pip install 'deeplab-lfov[cpu]' (or [gpu])") from None
     finally:
         os.dup2(saved, 2)
         os.close(saved)
@@ -34,7 +48,7 @@ def quiet_tensorflow() -> None:
 def run(main: Callable[[Optional[Sequence[str]]], Optional[int]], argv: Optional[Sequence[str]] = None) -> None:
     """Call ``main(argv)``; a ``DeepLabError`` becomes ``error: ...`` on stderr and exit code 2."""
     quiet_tensorflow()
-    from .errors import DeepLabError
+    from ..errors import DeepLabError
     try:
         code = main(argv)
     except DeepLabError as e:

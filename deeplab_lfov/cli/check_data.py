@@ -1,0 +1,50 @@
+"""``util/check_data.py`` / ``deeplab-lfov-check-data``: check a segmentation list before training.
+
+    python util/check_data.py --data_dir /home/VOCdevkit --data_list dataset/train.txt
+
+Every file exists and decodes, sizes match, label values are valid and labels are index PNGs,
+not colour images.  Every problem is reported (the first 20 on the terminal, all in a file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Optional, Sequence
+
+from ..settings import CheckDataConfig
+from . import run
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    return CheckDataConfig.parser("Check a segmentation list: every problem, with its list line, in one pass.")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    config = CheckDataConfig.from_args(get_args_parser().parse_args(argv))
+    from ..checks import check_data_dir, check_entries, default_report_path, report_problems
+    from ..errors import DeepLabError
+    from ..image_reader import read_list
+    entries = read_list(config.data_dir, config.data_list)
+    check_data_dir(config.data_dir, entries)
+    started = time.time()
+
+    def progress(done: int, total: int) -> None:
+        rate = done / max(time.time() - started, 1e-9)
+        print(f"checked {done:,}/{total:,} ({rate:.0f}/s, ETA {(total - done) / max(rate, 1e-9):.0f} s)",
+              file=sys.stderr, flush=True)
+
+    problems = check_entries(entries, config.num_classes, config.ignore_label, workers=config.workers,
+                             progress=progress)
+    if problems:
+        phrase = report_problems(problems, lambda line: print(line, file=sys.stderr),
+                                 report_path=default_report_path(config.data_list))
+        raise DeepLabError(f"{len(problems):,} of {len(entries):,} entries of {config.data_list} are unusable "
+                           f"({phrase})")
+    print(f"All {len(entries):,} entries of {config.data_list} are usable ({time.time() - started:.1f} s).")
+    return 0
+
+
+def entry() -> None:
+    run(main)

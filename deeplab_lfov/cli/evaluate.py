@@ -1,0 +1,62 @@
+"""``evaluate.py`` / ``deeplab-lfov-evaluate``: mean IoU, pixel accuracy and per-class IoU on a list.
+
+    python evaluate.py --data_dir /home/VOCdevkit --restore_from ./snapshots/
+
+Every image of ``--data_list`` (default: the 1,449 VOC 2012 val images) is segmented at its own
+size; ``--pad_to 513 --crf`` is DeepLab's published test protocol.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Optional, Sequence
+
+from ..settings import EvalConfig
+from . import log, run
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    return EvalConfig.parser("Evaluate DeepLab-LargeFOV on a segmentation list: mean IoU, pixel accuracy, "
+                             "per-class IoU.")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    config = EvalConfig.from_args(get_args_parser().parse_args(argv))
+    from ..crf import DenseCRF
+    crf_params = config.crf_params()
+    if crf_params:
+        DenseCRF(crf_params)  # fails now, before any work, if the CRF package is missing
+    from ..checks import check_writable, usable_entries
+    from ..colormap import VOC_CLASSES
+    from ..evaluation import evaluate
+    from ..image_reader import read_list
+    from ..metrics import format_report
+    from ..predict import predictor_for
+
+    if config.save_dir:
+        check_writable(config.save_dir, "--save_dir")
+    listed = read_list(config.data_dir, config.data_list)
+    entries = listed[:config.num_steps]
+    if len(entries) < len(listed):
+        log(f"Evaluating the first {len(entries):,} of the {len(listed):,} entries of {config.data_list} "
+            f"(--num_steps {config.num_steps}).")
+    entries = usable_entries(entries, config.data_dir, config.num_classes, config.ignore_label,
+                             check=not config.skip_check, log=log, hint="fix them (or remove them from the list)")
+    predictor = predictor_for(config, config.weights, config.num_classes)
+    confusion = evaluate(predictor, entries, num_classes=config.num_classes, ignore_label=config.ignore_label,
+                         save_dir=config.save_dir or None, crf_params=crf_params,
+                         workers=config.workers or os.cpu_count() or 1, log=log)
+    names = VOC_CLASSES if config.num_classes == len(VOC_CLASSES) else [str(i) for i in range(config.num_classes)]
+    if "crf" in confusion:
+        print(format_report(confusion["plain"], names, "Without CRF:"))
+        print(format_report(confusion["crf"], names, "With CRF:"))
+    else:
+        print(format_report(confusion["plain"], names, f"Per-class IoU (%) on {len(entries)} images:"))
+    if config.save_dir:
+        print(f"Masks saved to {config.save_dir}")
+    return 0
+
+
+def entry() -> None:
+    run(main)
