@@ -17,7 +17,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 from ._tf import tf
 from .callbacks import Callback, Figures, ProgressLogger, Snapshots, StepState, TensorBoardScalars, run_loop
-from .checks import check_writable, usable_entries
+from .checks import check_data_dir, check_writable, usable_entries
 from .errors import DeepLabError
 from .image_reader import Entry, read_list, shrink_labels, train_dataset
 from .model import DeepLabLargeFOV, compute_dtype_for
@@ -153,8 +153,7 @@ def _check_settings_against_record(config: TrainConfig, store: SnapshotStore, lo
         log(f"resuming with {change}")
 
 
-def _training_entries(config: TrainConfig, store: SnapshotStore, log) -> List[Entry]:
-    entries = read_list(config.data_dir, config.data_list)
+def _training_entries(config: TrainConfig, entries: List[Entry], store: SnapshotStore, log) -> List[Entry]:
     report = os.path.join(config.snapshot_dir, "data_problems.txt") if store.chief else None
     return usable_entries(entries, config.data_dir, config.num_classes, config.ignore_label,
                           check=not config.skip_check, skip_bad=config.skip_bad, log=log, report_path=report)
@@ -231,12 +230,14 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, callbacks: Se
     """Run (or resume) training; returns the step reached.  ``callbacks`` run after the built-in ones."""
     strategy = make_strategy(config.strategy)
     chief = is_chief(strategy)
+    listed = read_list(config.data_dir, config.data_list)
+    check_data_dir(config.data_dir, listed)  # before anything is written
     with SnapshotStore(config.snapshot_dir, chief=chief, max_to_keep=config.max_to_keep) as store:
         _check_settings_against_record(config, store, log)
         if chief:
             for directory, flag in ((config.save_dir, "--save_dir"), (config.logs, "--log_dir")):
                 check_writable(directory, flag)
-        entries = _training_entries(config, store, log)
+        entries = _training_entries(config, listed, store, log)
         replicas = strategy.num_replicas_in_sync
         if config.batch_size % replicas:
             raise DeepLabError(f"--batch_size {config.batch_size} is not divisible by the {replicas} replicas")

@@ -5,8 +5,8 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import assert_one_line_error, make_dataset, run_cli
 
+from conftest import assert_one_line_error, make_dataset, run_cli
 from deeplab_lfov.crf import CRFParams, DenseCRF
 from deeplab_lfov.evaluation import evaluate
 from deeplab_lfov.image_reader import read_list

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import make_dataset
 from PIL import Image
 
+from conftest import make_dataset
 from deeplab_lfov.errors import DeepLabError
 from deeplab_lfov.image_reader import Entry, read_list, shrink_labels, train_dataset
 from deeplab_lfov.images import IMG_MEAN

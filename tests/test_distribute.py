@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+
 from conftest import ROOT, SUBPROCESS_ENV, make_dataset
 
 HELPER = os.path.join(ROOT, "tests", "dist_helper.py")

@@ -5,8 +5,8 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import FIXTURES, MANIFEST, case_input, recipe_weights_tf
 
+from conftest import FIXTURES, MANIFEST, case_input, recipe_weights_tf
 from deeplab_lfov.cli import extract_params
 from deeplab_lfov.model import (
     DeepLabLargeFOV,

@@ -2,13 +2,15 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tensorflow as tf
-from conftest import MANIFEST, ROOT, SUBPROCESS_ENV, case_input, recipe_weights_tf
 
+from conftest import MANIFEST, ROOT, SUBPROCESS_ENV, case_input, recipe_weights_tf
 from deeplab_lfov.model import DeepLabLargeFOV, conv_flops
 from deeplab_lfov.optim import Optimizer, learning_rate_schedule
 from deeplab_lfov.weights import build_model
@@ -19,14 +21,21 @@ def test_benchmark_runs_in_a_tiny_configuration():
                           capture_output=True, text=True, timeout=300, env=SUBPROCESS_ENV)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    assert result["matmul_gflops"] > 0
     names = [r["name"] for r in result["rows"]]
     assert any(n.startswith("inference") and "[fp32]" in n for n in names)
     assert any(n.startswith("train step") and "[fp32 xla]" in n for n in names)
     assert any("[bf16]" in n for n in names)
-    for r in result["rows"]:
-        assert r["min_s"] <= r["median_s"] <= r["max_s"] and r["gflops"] > 0 and r["ratio_to_matmul"] > 0
-    assert result["pipeline_images_per_s"] > 0 and result["eval_images_per_s"] > 0
+    slim = DeepLabLargeFOV(width_multiplier=0.125, seed=0)
+    for r in result["rows"]:  # each figure is what its definition says, from the row's own timing
+        assert r["min_s"] <= r["median_s"] <= r["max_s"]
+        size = int(re.search(r"(\d+)x\d+", r["name"]).group(1))
+        images = 2 if r["name"].startswith("train") else 1
+        flops = conv_flops(slim, size, size) * (3 * images if r["name"].startswith("train") else 1)
+        assert r["gflops"] == pytest.approx(flops / r["median_s"] / 1e9, rel=1e-6)
+        assert r["ratio_to_matmul"] == pytest.approx(r["gflops"] / result["matmul_gflops"], rel=1e-6)
+        assert r["images_per_s"] == pytest.approx(images / r["median_s"], rel=1e-6)
+    consumed = max(r["images_per_s"] for r in result["rows"] if r["name"].startswith("train") and "fp32" in r["name"])
+    assert result["pipeline_to_training_ratio"] == pytest.approx(result["pipeline_images_per_s"] / consumed, rel=1e-6)
     assert 100 < result["peak_rss_mb_inference_513"] < 4000
 
 

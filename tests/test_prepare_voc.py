@@ -2,9 +2,9 @@
 
 import numpy as np
 import scipy.io
-from conftest import run_cli
 from PIL import Image
 
+from conftest import run_cli
 from deeplab_lfov.colormap import VOC_COLORS, palette
 
 

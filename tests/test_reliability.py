@@ -10,8 +10,9 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import ROOT, SUBPROCESS_ENV, assert_one_line_error, make_dataset, run_cli
 from PIL import Image
+
+from conftest import ROOT, SUBPROCESS_ENV, assert_one_line_error, make_dataset, run_cli
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import re
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import assert_one_line_error, make_dataset, run_cli
 
+from conftest import assert_one_line_error, make_dataset, run_cli
 from deeplab_lfov.evaluation import evaluate
 from deeplab_lfov.image_reader import read_list
 from deeplab_lfov.images import preprocess, read_image, read_label
@@ -95,7 +95,11 @@ def test_sgd_reproduces_caffe_update_with_multipliers_and_decay():
     np.testing.assert_allclose(w.numpy(), [[1 - 0.1 * (1 + 0.01), -2 - 0.1 * (1 - 0.02)]], rtol=1e-6)
     np.testing.assert_allclose(b.numpy(), [0.5 - 0.2 * 1.0], rtol=1e-6)  # biases: no decay, x2
     np.testing.assert_allclose(fc8.numpy(), [3 - 1.0 * (1 + 0.03)], rtol=1e-6)
-    opt.apply(grads, list(names.values()))  # momentum carries the first velocity
+    w1 = w.numpy().copy()
+    opt.apply(grads, list(names.values()))  # Caffe: v2 = momentum * v1 + lr * (g + decay * w1); w2 = w1 - v2
+    v1 = np.array([[0.1 * (1 + 0.01), 0.1 * (1 - 0.02)]])
+    v2 = 0.9 * v1 + 0.1 * (1 + 0.01 * w1)
+    np.testing.assert_allclose(w.numpy(), w1 - v2, rtol=1e-6)
     assert float(opt.iterations) == 2
 
 

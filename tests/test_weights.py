@@ -6,8 +6,8 @@ import pickle
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import FIXTURES, assert_one_line_error, recipe_weights_caffe, recipe_weights_tf, run_cli
 
+from conftest import FIXTURES, assert_one_line_error, recipe_weights_caffe, recipe_weights_tf, run_cli
 from deeplab_lfov import caffe_import
 from deeplab_lfov.errors import DeepLabError
 from deeplab_lfov.model import DeepLabLargeFOV

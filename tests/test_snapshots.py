@@ -1,0 +1,110 @@
+"""The snapshot directory belongs to one live run: lock, run record, resume checks."""
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, SUBPROCESS_ENV, assert_one_line_error, make_dataset, run_cli
+from deeplab_lfov.errors import DeepLabError
+from deeplab_lfov.snapshots import SnapshotStore, compare_settings
+
+
+def _args(root, list_path, **extra):
+    args = {"--data_dir": root, "--data_list": list_path, "--snapshot_dir": root / "snap", "--save_dir": root / "img",
+            "--input_size": "48,48", "--batch_size": "2", "--num_steps": "2", "--width_multiplier": "0.125",
+            "--save_pred_every": "2", "--log_dir": root / "logs", "--learning_rate": "1e-3"}
+    args.update(extra)
+    return [str(x) for kv in args.items() for x in kv]
+
+
+def _state(directory):
+    """Every file of the directory with its size, mtime and content hash."""
+    out = {}
+    for dirpath, _, files in os.walk(directory):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            with open(path, "rb") as f:
+                out[path] = (os.path.getsize(path), os.stat(path).st_mtime_ns, hashlib.sha1(f.read()).hexdigest())
+    return out
+
+
+def test_a_second_run_on_the_same_directory_is_refused_and_a_killed_run_leaves_no_lock(tmp_path):
+    list_path = make_dataset(str(tmp_path), 2)
+    first = subprocess.Popen([sys.executable, "train.py"] + _args(tmp_path, list_path, **{
+        "--num_steps": "100000", "--save_pred_every": "100000", "--print_every": "100000"}),
+        cwd=ROOT, env=SUBPROCESS_ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 120
+        while not os.path.exists(tmp_path / "snap" / "checkpoint"):  # the step-0 snapshot is complete
+            assert first.poll() is None and time.time() < deadline, first.stdout.read() if first.poll() else "slow"
+            time.sleep(0.05)
+        before = _state(tmp_path / "snap")
+        second = subprocess.run([sys.executable, "train.py"] + _args(tmp_path, list_path), cwd=ROOT,
+                                env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=120)
+        assert_one_line_error(second.returncode, second.stderr, str(tmp_path / "snap"), f"PID {first.pid}",
+                              "in use by another training run")
+        assert _state(tmp_path / "snap") == before  # the refused run changed no file
+    finally:
+        first.kill()
+        first.wait(timeout=30)
+    third = subprocess.run([sys.executable, "train.py"] + _args(tmp_path, list_path, **{"--num_steps": "1"}),
+                           cwd=ROOT, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=120)
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert "Resuming from" in third.stdout and "model.ckpt-0" in third.stdout
+    assert "resuming with --num_steps 1 (was 100000)" in third.stdout
+
+
+def test_the_lock_is_per_directory_and_released_at_exit(tmp_path):
+    with SnapshotStore(str(tmp_path / "a")):
+        with pytest.raises(DeepLabError, match=rf"in use by another training run \(PID {os.getpid()} on "):
+            SnapshotStore(str(tmp_path / "a")).acquire()
+        with SnapshotStore(str(tmp_path / "b")):  # another directory: free
+            pass
+    with SnapshotStore(str(tmp_path / "a")):  # released
+        pass
+    with SnapshotStore(str(tmp_path / "a"), chief=False):  # workers other than the chief do not lock
+        with SnapshotStore(str(tmp_path / "a"), chief=False):
+            pass
+
+
+def test_resume_prints_changed_settings_and_refuses_fixed_ones(tmp_path, capsys):
+    list_path = make_dataset(str(tmp_path), 2)
+    code, out, err = run_cli("train.py", _args(tmp_path, list_path), capsys)
+    assert code == 0, err
+    record = json.loads((tmp_path / "snap" / "run.json").read_text())
+    assert record["settings"]["learning_rate"] == 1e-3 and record["settings"]["input_size"] == [48, 48]
+    assert record["versions"]["tensorflow"] and record["started"] and isinstance(record["command"], list)
+
+    code, out, err = run_cli("train.py", _args(tmp_path, list_path, **{"--num_classes": "5"}), capsys)
+    assert_one_line_error(code, err, "--num_classes 5 (was 21)")
+    code, out, err = run_cli("train.py", _args(tmp_path, list_path, **{"--optimizer": "sgd"}), capsys)
+    assert_one_line_error(code, err, "--optimizer sgd (was adam)")
+    assert json.loads((tmp_path / "snap" / "run.json").read_text()) == record  # refused runs leave the record
+
+    code, out, err = run_cli("train.py", _args(tmp_path, list_path, **{"--learning_rate": "0.0001",
+                                                                       "--num_steps": "3"}), capsys)
+    assert code == 0, err
+    assert "resuming with --learning_rate 0.0001 (was 0.001)" in out
+    assert re.search(r"from step 2 to 3", out)
+    assert json.loads((tmp_path / "snap" / "run.json").read_text())["settings"]["learning_rate"] == 1e-4
+
+
+def test_compare_settings_is_a_pure_function():
+    changes, conflicts = compare_settings({"a": 1, "b": [1, 2], "c": "x"}, {"a": 2, "b": [1, 2], "c": "y", "d": 0},
+                                          fixed=("c",))
+    assert changes == ["--a 2 (was 1)"] and conflicts == ["--c y (was x)"]
+
+
+def test_a_failed_save_removes_partial_files(tmp_path):
+    store = SnapshotStore(str(tmp_path))
+    (tmp_path / "model.ckpt-7_temp").mkdir()
+    (tmp_path / "model.ckpt-7.data-00000-of-00001.tmp").write_text("x")
+    (tmp_path / "model.ckpt-6.index").write_text("kept")
+    store.remove_partial()
+    assert sorted(os.listdir(tmp_path)) == ["model.ckpt-6.index"]
