@@ -167,3 +167,22 @@ def test_layer_table_is_data():
     assert next(l for l in convs if l.name == "fc6").dilation == 12
     with pytest.raises(ValueError):
         layer_table(num_classes=0)
+
+
+@pytest.mark.parametrize("rate,size", [(2, 13), (12, 41), (12, 10)])
+def test_atrous_by_taps_equals_the_dilated_convolution_and_its_gradient(rate, size):
+    """The training path of CPUs without a dilated backward kernel computes the same convolution."""
+    from deeplab_lfov.model import _atrous_by_taps
+    rng = np.random.RandomState(rate)
+    x = tf.constant(rng.normal(size=(2, size, size + 3, 5)), tf.float32)
+    w = tf.constant(rng.normal(size=(3, 3, 5, 4)), tf.float32)
+    native = tf.nn.conv2d(x, w, 1, "SAME", dilations=rate)
+    np.testing.assert_allclose(_atrous_by_taps(x, w, rate).numpy(), native.numpy(), rtol=1e-5, atol=1e-5)
+    grads = []
+    for fn in (_atrous_by_taps, lambda a, b, r: tf.nn.convolution(a, b, padding="SAME", dilations=r)):
+        with tf.GradientTape() as tape:
+            tape.watch([x, w])
+            y = tf.reduce_sum(fn(x, w, rate) * native)
+        grads.append(tape.gradient(y, [x, w]))
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-3)
