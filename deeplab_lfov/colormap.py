@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Optional, Sequence
+
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from .images import save_png
 from .settings import IGNORE_LABEL
 
-__all__ = ["VOC_CLASSES", "VOC_COLORS", "IGNORE_COLOR", "palette", "decode_labels", "save_mask"]
+__all__ = ["VOC_CLASSES", "VOC_COLORS", "IGNORE_COLOR", "palette", "decode_labels", "save_mask", "overlay"]
 
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
@@ -41,6 +43,31 @@ def palette() -> list:
 def decode_labels(labels: np.ndarray) -> np.ndarray:
     """Colour image (..., 3) uint8 of a label map: VOC colours, 255 (ignore) in cream."""
     return VOC_COLORS[np.asarray(labels, dtype=np.int64) & 0xFF]
+
+
+def overlay(rgb: np.ndarray, labels: np.ndarray, names: Sequence[str], colors: Optional[np.ndarray] = None,
+            alpha: float = 0.5) -> np.ndarray:
+    """The image blended with its classes' colours, with a legend of the classes present (top left).
+
+    Background (class 0) and ignored pixels keep the image as it is, so objects stand out.
+    """
+    colors = VOC_COLORS if colors is None else colors
+    labels = np.asarray(labels)
+    tinted = (1 - alpha) * rgb.astype(np.float32) + alpha * colors[labels & 0xFF].astype(np.float32)
+    keep = (labels == 0) | (labels == IGNORE_LABEL)
+    out = Image.fromarray(np.where(keep[..., None], rgb, np.clip(tinted, 0, 255)).astype(np.uint8))
+    present = [int(c) for c in np.unique(labels) if c != IGNORE_LABEL and c < len(names)]
+    if present:
+        draw = ImageDraw.Draw(out)
+        font = ImageFont.load_default()
+        line = 12
+        width = 18 + max(int(draw.textlength(names[c], font=font)) for c in present)
+        draw.rectangle([0, 0, width + 4, 4 + line * len(present)], fill=(0, 0, 0))
+        for row, c in enumerate(present):
+            top = 3 + row * line
+            draw.rectangle([3, top, 12, top + 9], fill=tuple(int(v) for v in colors[c]), outline=(255, 255, 255))
+            draw.text((16, top - 1), names[c], fill=(255, 255, 255), font=font)
+    return np.asarray(out)
 
 
 def save_mask(path: str, labels: np.ndarray) -> None:

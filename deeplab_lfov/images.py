@@ -1,6 +1,7 @@
 """Reading images and label maps from disk, and the network's input preprocessing.
 
-Images: anything Pillow reads (JPEG, PNG; grayscale, palette, RGBA, CMYK) becomes RGB.
+Images: anything Pillow reads (JPEG, PNG; grayscale, palette, RGBA, CMYK) becomes RGB, turned by
+its EXIF orientation.
 Labels: single-channel index PNGs (palette 'P' or grayscale 'L'); colour-coded RGB label
 images, the most common mistake, are refused with a message saying how to convert them.
 Pillow's decompression-bomb limit stays on.
@@ -12,11 +13,13 @@ import os
 import warnings
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import DeepLabError
 
 __all__ = ["IMG_MEAN", "read_image", "read_label", "preprocess", "check_label_values", "save_png"]
+
+_ORIENTATION = 0x0112  # the EXIF tag
 
 # Mean of the ImageNet images VGG-16 was trained on, in the network's (B, G, R) channel order.
 IMG_MEAN = np.array((104.00698793, 116.66876762, 122.67891434), dtype=np.float32)
@@ -43,8 +46,14 @@ def _open(path: str, what: str) -> Image.Image:
 
 
 def read_image(path: str) -> np.ndarray:
-    """An image as (H, W, 3) uint8 RGB."""
+    """An image as (H, W, 3) uint8 RGB, turned as a viewer shows it (its EXIF orientation applied,
+    as OpenCV and labelme do, so masks line up with what the user sees and labels)."""
     image = _open(path, "image")
+    if image.getexif().get(_ORIENTATION, 1) != 1:
+        try:
+            image = ImageOps.exif_transpose(image)
+        except (OSError, ValueError, SyntaxError) as e:
+            raise DeepLabError(f"{path}: cannot apply its EXIF orientation ({e})", "cannot decode image") from None
     if image.mode != "RGB":
         if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
             image = image.convert("RGBA").convert("RGB")

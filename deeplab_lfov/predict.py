@@ -55,18 +55,17 @@ class Predictor:
             probs = interp_bilinear(probs, out_size)
         return probs
 
-    def probabilities_of_input(self, net_input: np.ndarray) -> np.ndarray:
-        """(H, W, C) probabilities of one preprocessed (BGR, mean-subtracted) image."""
-        height, width = net_input.shape[:2]
-        x = net_input
+    def probabilities_of_inputs(self, net_inputs: np.ndarray) -> np.ndarray:
+        """(N, H, W, C) probabilities of N preprocessed (BGR, mean-subtracted) images of one size."""
+        count, height, width = net_inputs.shape[:3]
+        batch = net_inputs
         if self.pad_to:
             ph, pw = max(self.pad_to - height, 0), max(self.pad_to - width, 0)
-            x = np.pad(x, [(0, ph), (0, pw), (0, 0)])  # zero after mean subtraction = the mean colour
-        size = np.array(x.shape[:2], np.int32)
-        total = None
-        batch = x[None]
+            batch = np.pad(batch, [(0, 0), (0, ph), (0, pw), (0, 0)])  # zero after mean subtraction = the mean
+        size = np.array(batch.shape[1:3], np.int32)
         if self.flip:
             batch = np.concatenate([batch, batch[:, :, ::-1]], axis=0)
+        total = None
         for scale in self.scales:
             scaled = batch
             if scale != 1.0:
@@ -74,16 +73,22 @@ class Predictor:
                 scaled = interp_bilinear(tf.constant(batch), target).numpy()
             probs = self._forward(tf.constant(scaled, tf.float32), tf.constant(size)).numpy()
             if self.flip:
-                probs = 0.5 * (probs[0] + probs[1][:, ::-1])
-            else:
-                probs = probs[0]
+                probs = 0.5 * (probs[:count] + probs[count:, :, ::-1])
             total = probs if total is None else total + probs
         total /= len(self.scales)
-        return total[:height, :width]
+        return total[:, :height, :width]
+
+    def probabilities_of_input(self, net_input: np.ndarray) -> np.ndarray:
+        """(H, W, C) probabilities of one preprocessed (BGR, mean-subtracted) image."""
+        return self.probabilities_of_inputs(net_input[None])[0]
 
     def probabilities(self, rgb: np.ndarray) -> np.ndarray:
         """(H, W, C) class probabilities of an RGB uint8 image."""
         return self.probabilities_of_input(preprocess(rgb))
+
+    def probabilities_batch(self, rgbs) -> np.ndarray:
+        """(N, H, W, C) probabilities of N RGB uint8 images of one size, run as one batch."""
+        return self.probabilities_of_inputs(np.stack([preprocess(rgb) for rgb in rgbs]))
 
     def labels(self, rgb: np.ndarray) -> np.ndarray:
         """(H, W) label map of an RGB uint8 image."""

@@ -333,16 +333,69 @@ class EvalConfig(DataSettings, WeightsSettings, TestTimeSettings, CRFSettings):
             raise DeepLabError("--restore_from is required: a checkpoint, a snapshot directory or a .caffemodel")
 
 
+def parse_names(text: str) -> Tuple[str, ...]:
+    """``"mask,overlay"`` -> ("mask", "overlay")."""
+    return tuple(v.strip() for v in str(text).split(",") if v.strip())
+
+
+OUTPUT_KINDS = ("mask", "overlay", "probs")
+
+
+def output_kinds(value) -> Optional[str]:
+    unknown = [v for v in value if v not in OUTPUT_KINDS]
+    if unknown or not value:
+        return f"unknown output {', '.join(unknown) or '(none)'}; choose from {', '.join(OUTPUT_KINDS)}"
+    return None
+
+
+def parse_shard(text: str) -> Tuple[int, int]:
+    """``"K/N"`` -> (K, N) with 0 <= K < N; raises ValueError otherwise."""
+    try:
+        k, n = (int(v) for v in str(text).split("/"))
+    except ValueError:
+        raise ValueError("expected K/N, e.g. 0/4") from None
+    if not 0 <= k < n:
+        raise ValueError("K must be 0..N-1")
+    return k, n
+
+
+def shard_spec(value) -> Optional[str]:
+    try:
+        value is None or parse_shard(value)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
 @dataclasses.dataclass
 class InferConfig(TestTimeSettings, CRFSettings):
     """The arguments of ``inference.py IMG_PATH MODEL_WEIGHTS``."""
 
-    img_path: str = setting("", "image to segment (JPEG, PNG, ...)", positional=True)
+    img_path: str = setting("", "an image, a folder of images (recursively), a quoted glob ('photos/*.jpg') or a "
+                                ".txt list of image paths", positional=True)
     model_weights: str = setting("", "checkpoint, checkpoint directory, .caffemodel or classic pickle",
                                  positional=True)
-    save_dir: str = setting("./output/", "where mask.png is written")
+    save_dir: str = setting("./output/", "where the outputs go: mask.png for one image; for a collection one "
+                                         "mask per image at its path relative to the input folder")
     num_classes: Optional[int] = setting(None, f"classes of the model (default: read from the weights, else "
                                                f"{NUM_CLASSES})", parse=int, check=optional_positive)
+    outputs: Tuple[str, ...] = setting(("mask",), "what to write, comma-separated: mask (palette PNG of class "
+                                       "indices), overlay (the image with the class colours and a legend), probs "
+                                       "(float16 .npy of the HxWxC probabilities)", parse=parse_names,
+                                       check=output_kinds, show="mask", group="collections")
+    batch_size: int = setting(4, "images of equal size run through the net together", check=positive,
+                              group="collections")
+    skip_existing: bool = setting(False, "skip images whose outputs all exist (resume after a crash)",
+                                  group="collections")
+    shard: Optional[str] = setting(None, "K/N: take the images whose sorted index is K mod N (job arrays)",
+                                   parse=str, check=shard_spec, group="collections", metavar="K/N")
+    max_size: Optional[int] = setting(None, "run images whose longer side exceeds this many pixels downscaled, "
+                                            "and upsample their probabilities back", parse=int,
+                                      check=optional_positive, group="collections")
+
+    def __post_init__(self):
+        self.outputs = tuple(self.outputs)
+        super().__post_init__()
 
 
 @dataclasses.dataclass

@@ -1,23 +1,27 @@
-"""``inference.py`` / ``deeplab-lfov-infer``: segment an image and write the mask as a VOC palette PNG.
+"""``inference.py`` / ``deeplab-lfov-infer``: segment an image, a folder, a glob or a list of images.
 
-    python inference.py IMAGE MODEL_WEIGHTS [--save_dir ./output/]
+    python inference.py IMAGE MODEL_WEIGHTS [--save_dir ./output/]           # -> output/mask.png
+    python inference.py photos/ MODEL_WEIGHTS --outputs mask,overlay          # -> output/<same tree>.png
 
 MODEL_WEIGHTS is any checkpoint form ``deeplab_lfov.weights.load_weights`` reads (a TensorFlow
-checkpoint prefix or directory, a .caffemodel, or the classic net_weights pickle).
+checkpoint prefix or directory, a .caffemodel, or the classic net_weights pickle).  The model is
+built once for the whole collection; see ``deeplab_lfov.collection``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Optional, Sequence
 
-from ..settings import InferConfig
+from ..settings import InferConfig, parse_shard
 from . import run
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    return InferConfig.parser("Segment an image with DeepLab-LargeFOV and write the mask as a VOC palette PNG.")
+    return InferConfig.parser("Segment images with DeepLab-LargeFOV: masks as VOC palette PNGs, overlays, "
+                              "probabilities.")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -25,19 +29,44 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from ..crf import DenseCRF
     crf_params = config.crf_params()
     crf = DenseCRF(crf_params) if crf_params else None  # fails now, before any work, if the package is missing
-    import numpy as np
-
-    from ..colormap import save_mask
-    from ..images import read_image
+    from ..checks import check_writable, report_problems
+    from ..collection import gather, output_paths, segment, shard
+    from ..colormap import VOC_CLASSES
+    from ..errors import DeepLabError
     from ..predict import predictor_for
 
-    rgb = read_image(config.img_path)
-    probs = predictor_for(config, config.model_weights, config.num_classes).probabilities(rgb)
-    if crf is not None:
-        probs = crf(rgb, probs)
-    out = os.path.join(config.save_dir, "mask.png")
-    save_mask(out, np.argmax(probs, axis=-1))
-    print(f"The output file has been saved to {out}")
+    items, single = gather(config.img_path)
+    total = len(items)
+    if config.shard:
+        items = shard(items, *parse_shard(config.shard))
+    check_writable(config.save_dir, "--save_dir")
+    predictor = predictor_for(config, config.model_weights, config.num_classes)
+    classes = predictor.model.num_classes
+    names = VOC_CLASSES if classes == len(VOC_CLASSES) else [str(i) for i in range(classes)]
+    summary = segment(predictor, items, config.save_dir, outputs=config.outputs, single=single,
+                      batch_size=config.batch_size, skip_existing=config.skip_existing, max_size=config.max_size,
+                      crf=crf, names=names)
+    if single:
+        if summary.problems:
+            raise DeepLabError(summary.problems[0].message)
+        if summary.skipped:
+            print(f"Nothing to do: the outputs of {config.img_path} exist (--skip_existing)")
+        else:
+            written = output_paths(items[0], config.save_dir, config.outputs, single=True).values()
+            print(f"The output file has been saved to {', '.join(written)}")
+        return 0
+    rate = summary.done / max(summary.seconds, 1e-9)
+    part = f" (shard {config.shard}: {len(items):,} of {total:,})" if config.shard else ""
+    if not summary.done and not summary.problems:
+        print(f"Nothing to do{part}: all {summary.skipped:,} images have their outputs in {config.save_dir}")
+        return 0
+    print(f"Segmented {summary.done:,} images{part} in {summary.seconds:.1f} s ({rate:.2f} images/s); "
+          f"{len(summary.problems):,} failed, {summary.skipped:,} skipped (outputs exist); outputs in "
+          f"{config.save_dir}")
+    if summary.problems:
+        phrase = report_problems(summary.problems, lambda line: print(line, file=sys.stderr),
+                                 report_path=os.path.join(config.save_dir, "failed.txt"))
+        raise DeepLabError(f"{len(summary.problems):,} of {len(items):,} images failed ({phrase})")
     return 0
 
 

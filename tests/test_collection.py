@@ -1,0 +1,148 @@
+"""inference.py over collections: folders, globs, lists; overlays and probabilities; sharding; resuming;
+EXIF orientation; bad files reported and counted."""
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import FIXTURES, assert_one_line_error, run_cli
+from deeplab_lfov.collection import float16_keeping_argmax, gather, upsample_rows
+from deeplab_lfov.model import interp_bilinear
+
+CAFFEMODEL = f"{FIXTURES}/slim.caffemodel"
+
+
+def _photo(seed, h=45, w=61):
+    rng = np.random.RandomState(seed)
+    base = rng.randint(0, 255, size=(h // 4 + 1, w // 4 + 1, 3)).astype(np.uint8)
+    return np.asarray(Image.fromarray(base).resize((w, h), Image.BILINEAR))
+
+
+@pytest.fixture
+def folder(tmp_path):
+    root = tmp_path / "photos"
+    (root / "sub").mkdir(parents=True)
+    Image.fromarray(_photo(0)).save(root / "a.jpg", quality=95)
+    Image.fromarray(_photo(1)).save(root / "b.png")  # same size as a.jpg: they share a batch
+    Image.fromarray(_photo(2, 50, 40)).convert("L").save(root / "gray.png")
+    Image.fromarray(_photo(3, 33, 70)).convert("RGBA").save(root / "sub" / "rgba.png")
+    (root / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg at all")
+    (root / "notes.txt").write_text("not an image: ignored")
+    return root
+
+
+GOOD = ["a", "b", "gray", "sub/rgba"]
+
+
+def _mask(path):
+    return np.asarray(Image.open(path))
+
+
+def test_a_folder_gets_a_mask_per_image_at_the_mirrored_path(folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, stdout, err = run_cli("inference.py", [folder, CAFFEMODEL, "--save_dir", out, "--outputs",
+                                                 "mask,overlay,probs"], capsys)
+    assert code == 2
+    assert "corrupt.jpg" in err and "cannot decode image" in err and "1 of 5 images failed" in err
+    assert "Segmented 4 images" in stdout and "1 failed" in stdout
+    for name in GOOD:
+        mask = _mask(out / f"{name}.png")
+        single = tmp_path / "single" / name
+        code, _, err = run_cli("inference.py", [next(folder.glob(name + ".*")), CAFFEMODEL, "--save_dir", single],
+                               capsys)
+        assert code == 0, err
+        np.testing.assert_array_equal(mask, _mask(single / "mask.png"))  # same as inference.py on that image
+        probs = np.load(out / "probs" / f"{name}.npy")
+        assert probs.dtype == np.float16 and probs.shape == mask.shape + (21,)
+        np.testing.assert_array_equal(probs.argmax(-1), mask)
+        assert Image.open(out / "overlay" / f"{name}.png").size == Image.open(next(folder.glob(name + ".*"))).size
+    assert not os.path.exists(out / "corrupt.png")
+    assert sorted(os.listdir(out)) == ["a.png", "b.png", "gray.png", "overlay", "probs", "sub"]
+
+    # A re-run with --skip_existing has nothing to do (the corrupt file is still tried, and fails again).
+    code, stdout, err = run_cli("inference.py", [folder, CAFFEMODEL, "--save_dir", out, "--outputs",
+                                                 "mask,overlay,probs", "--skip_existing"], capsys)
+    assert code == 2 and "Segmented 0 images" in stdout and "4 skipped" in stdout
+
+
+def test_shards_cover_the_collection_exactly_once(folder, tmp_path, capsys):
+    os.remove(folder / "corrupt.jpg")
+    seen = []
+    for k in (0, 1):
+        out = tmp_path / f"shard{k}"
+        code, stdout, err = run_cli("inference.py", [folder, CAFFEMODEL, "--save_dir", out, "--shard", f"{k}/2"],
+                                    capsys)
+        assert code == 0, err
+        seen += sorted(os.path.relpath(os.path.join(d, f), out)[:-4] for d, _, fs in os.walk(out) for f in fs)
+    assert sorted(seen) == sorted(GOOD)
+    code, stdout, _ = run_cli("inference.py", [folder, CAFFEMODEL, "--save_dir", tmp_path / "shard0", "--shard",
+                                               "0/2", "--skip_existing"], capsys)
+    assert code == 0 and "Nothing to do" in stdout
+
+
+def test_globs_and_lists_mirror_the_deepest_common_folder(folder, tmp_path):
+    items, single = gather(str(folder / "**" / "*.png"))
+    assert not single and [i.name for i in items] == ["b", "gray", "sub/rgba"]
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"photos/sub/rgba.png\n{folder / 'a.jpg'}\n")
+    assert [i.name for i in gather(str(listing))[0]] == ["sub/rgba", "a"]
+    Image.fromarray(_photo(0)).save(folder / "a.png")
+    with pytest.raises(Exception, match="would write the same outputs"):
+        gather(str(folder))
+
+
+def test_an_exif_rotated_photo_gets_the_mask_of_its_displayed_size(tmp_path, capsys):
+    upright = _photo(5, 61, 45)  # displayed: 45 wide, 61 high
+    Image.fromarray(upright).save(tmp_path / "upright.png")
+    stored = Image.fromarray(np.ascontiguousarray(np.rot90(upright, 1)))  # as the camera stored it
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    stored.save(tmp_path / "rotated.png", exif=exif)
+    masks = {}
+    for name in ("upright", "rotated"):
+        code, _, err = run_cli("inference.py", [tmp_path / f"{name}.png", CAFFEMODEL, "--save_dir", tmp_path / name],
+                               capsys)
+        assert code == 0, err
+        masks[name] = _mask(tmp_path / name / "mask.png")
+    assert masks["rotated"].shape == (61, 45)
+    np.testing.assert_array_equal(masks["rotated"], masks["upright"])
+
+
+def test_max_size_runs_large_images_downscaled_and_gives_full_size_masks(tmp_path, capsys):
+    Image.fromarray(_photo(6, 300, 400)).save(tmp_path / "big.png")
+    code, _, err = run_cli("inference.py", [tmp_path / "big.png", CAFFEMODEL, "--save_dir", tmp_path / "o",
+                                            "--max_size", "100", "--outputs", "mask,probs"], capsys)
+    assert code == 0, err
+    mask = _mask(tmp_path / "o" / "mask.png")
+    assert mask.shape == (300, 400)
+    np.testing.assert_array_equal(np.load(tmp_path / "o" / "probs.npy").argmax(-1), mask)
+
+
+def test_upsampling_in_row_blocks_equals_caffe_interp():
+    probs = np.random.RandomState(0).uniform(size=(7, 9, 3)).astype(np.float32)
+    whole = np.concatenate([block for _, block in upsample_rows(probs, 50, 61, rows=16)])
+    expected = interp_bilinear(probs[None], [50, 61]).numpy()[0]
+    np.testing.assert_allclose(whole, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_float16_probabilities_keep_the_argmax():
+    probs = np.array([[[0.5000001, 0.4999999, 0.0]]], np.float32)  # a tie once rounded to float16
+    labels = probs.argmax(-1)
+    assert float16_keeping_argmax(probs, labels).argmax(-1).tolist() == labels.tolist()
+
+
+def test_collection_errors_are_one_line(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    code, _, err = run_cli("inference.py", [tmp_path / "empty", CAFFEMODEL], capsys)
+    assert_one_line_error(code, err, "empty", "no images")
+    Image.fromarray(_photo(0)).save(tmp_path / "x.png")
+    (tmp_path / "file").write_text("")
+    code, _, err = run_cli("inference.py", [tmp_path / "x.png", CAFFEMODEL, "--save_dir", tmp_path / "file" / "o"],
+                           capsys)
+    assert_one_line_error(code, err, "--save_dir is not writable")
+    code, _, err = run_cli("inference.py", [tmp_path / "x.png", CAFFEMODEL, "--shard", "2/2"], capsys)
+    assert_one_line_error(code, err, "--shard 2/2", "K must be 0..N-1")
+    code, _, err = run_cli("evaluate.py", ["--restore_from", CAFFEMODEL, "--num_steps", "0"], capsys)
+    assert_one_line_error(code, err, "--num_steps 0")
