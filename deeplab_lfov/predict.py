@@ -8,8 +8,8 @@ DeepLab's published protocol and the usual test-time augmentations are options:
 * ``flip``: also run on the mirrored image and average (mirrored back).
 
 With the defaults (one scale of 1.0, no flip, no padding) the result is exactly the plain
-prediction: softmax of the Interp-upsampled logits.  The forward pass is one compiled function
-that accepts any image size without retracing.
+prediction: softmax of the Interp-upsampled logits.  The whole protocol is one TensorFlow function
+(``test_time_probabilities``), compiled once for any image size; exported models run the same one.
 """
 
 from __future__ import annotations
@@ -19,10 +19,49 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ._tf import tf
-from .images import preprocess
+from .images import IMG_MEAN, preprocess
 from .model import DeepLabLargeFOV, interp_bilinear
 
-__all__ = ["Predictor", "predictor_for"]
+__all__ = ["Predictor", "predictor_for", "test_time_probabilities", "preprocess_tensor"]
+
+
+def preprocess_tensor(rgb: tf.Tensor) -> tf.Tensor:
+    """uint8 RGB (N, H, W, 3) to the network's input, in TensorFlow: the same float32 operations as
+    ``images.preprocess`` (BGR, minus the VGG mean), so exported models see the same numbers."""
+    return tf.reverse(tf.cast(rgb, tf.float32), axis=[-1]) - tf.constant(IMG_MEAN)
+
+
+def test_time_probabilities(model: DeepLabLargeFOV, net_inputs: tf.Tensor, *, scales: Sequence[float] = (1.0,),
+                            flip: bool = False, pad_to: Optional[int] = None) -> tf.Tensor:
+    """(N, H, W, C) probabilities of preprocessed images (N, H, W, 3), in TensorFlow operations only.
+
+    The one definition of the test-time protocol: the ``Predictor`` and the exported SavedModel and
+    TFLite files all run this function, so they agree exactly.
+    """
+    height, width = tf.shape(net_inputs)[1], tf.shape(net_inputs)[2]
+    batch = net_inputs
+    if pad_to:  # zero after mean subtraction = the mean colour
+        batch = tf.pad(batch, [[0, 0], [0, tf.maximum(pad_to - height, 0)], [0, tf.maximum(pad_to - width, 0)], [0, 0]])
+    size = tf.shape(batch)[1:3]
+    count = tf.shape(batch)[0]
+    if flip:
+        batch = tf.concat([batch, tf.reverse(batch, axis=[2])], axis=0)
+    total = None
+    for scale in scales:
+        scaled = batch
+        if scale != 1.0:  # round half to even on float64, as Python's round()
+            target = tf.maximum(tf.cast(tf.round(tf.cast(size, tf.float64) * scale), tf.int32), 1)
+            scaled = interp_bilinear(batch, target)
+        logits = model(scaled, training=False)
+        # Interp to the net's input size (as Caffe does), then to the full size if different.
+        probs = tf.nn.softmax(interp_bilinear(logits, tf.shape(scaled)[1:3]), axis=-1)
+        if scale != 1.0:
+            probs = interp_bilinear(probs, size)
+        if flip:
+            probs = 0.5 * (probs[:count] + tf.reverse(probs[count:], axis=[2]))
+        total = probs if total is None else total + probs
+    total = total / float(len(scales))
+    return total[:, :height, :width]
 
 
 class Predictor:
@@ -38,45 +77,19 @@ class Predictor:
     def __init__(self, model: DeepLabLargeFOV, *, scales: Sequence[float] = (1.0,), flip: bool = False,
                  pad_to: Optional[int] = None):
         self.model = model
-        self.scales = tuple(scales)
+        self.scales = tuple(float(s) for s in scales)
         self.flip = bool(flip)
         self.pad_to = pad_to
-        self._forward = tf.function(self._probabilities_at,
-                                    input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32),
-                                                     tf.TensorSpec([2], tf.int32)],
-                                    reduce_retracing=True)
+        self._forward = tf.function(self.graph_probabilities,
+                                    input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
 
-    def _probabilities_at(self, images: tf.Tensor, out_size: tf.Tensor) -> tf.Tensor:
-        logits = self.model(images, training=False)
-        # Interp to the net's input size (as Caffe does), then to the requested size if different.
-        logits = interp_bilinear(logits, tf.shape(images)[1:3])
-        probs = tf.nn.softmax(logits, axis=-1)
-        if tf.reduce_any(tf.shape(images)[1:3] != out_size):
-            probs = interp_bilinear(probs, out_size)
-        return probs
+    def graph_probabilities(self, net_inputs: tf.Tensor) -> tf.Tensor:
+        """``test_time_probabilities`` with this predictor's model and options."""
+        return test_time_probabilities(self.model, net_inputs, scales=self.scales, flip=self.flip, pad_to=self.pad_to)
 
     def probabilities_of_inputs(self, net_inputs: np.ndarray) -> np.ndarray:
         """(N, H, W, C) probabilities of N preprocessed (BGR, mean-subtracted) images of one size."""
-        count, height, width = net_inputs.shape[:3]
-        batch = net_inputs
-        if self.pad_to:
-            ph, pw = max(self.pad_to - height, 0), max(self.pad_to - width, 0)
-            batch = np.pad(batch, [(0, 0), (0, ph), (0, pw), (0, 0)])  # zero after mean subtraction = the mean
-        size = np.array(batch.shape[1:3], np.int32)
-        if self.flip:
-            batch = np.concatenate([batch, batch[:, :, ::-1]], axis=0)
-        total = None
-        for scale in self.scales:
-            scaled = batch
-            if scale != 1.0:
-                target = [max(1, int(round(size[0] * scale))), max(1, int(round(size[1] * scale)))]
-                scaled = interp_bilinear(tf.constant(batch), target).numpy()
-            probs = self._forward(tf.constant(scaled, tf.float32), tf.constant(size)).numpy()
-            if self.flip:
-                probs = 0.5 * (probs[:count] + probs[count:, :, ::-1])
-            total = probs if total is None else total + probs
-        total /= len(self.scales)
-        return total[:, :height, :width]
+        return self._forward(tf.constant(net_inputs, tf.float32)).numpy()
 
     def probabilities_of_input(self, net_input: np.ndarray) -> np.ndarray:
         """(H, W, C) probabilities of one preprocessed (BGR, mean-subtracted) image."""

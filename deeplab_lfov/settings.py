@@ -339,13 +339,20 @@ def parse_names(text: str) -> Tuple[str, ...]:
 
 
 OUTPUT_KINDS = ("mask", "overlay", "probs")
+EXPORT_FORMATS = ("saved_model", "tflite")
+TFLITE_QUANTIZATIONS = ("none", "float16", "dynamic")
+
+
+def subset(value, allowed: Sequence[str]) -> Optional[str]:
+    """None if ``value`` is a non-empty tuple of allowed names, else what is wrong."""
+    unknown = [v for v in value if v not in allowed]
+    if unknown or not value:
+        return f"unknown {', '.join(unknown) or 'empty value'}; choose from {', '.join(allowed)}"
+    return None
 
 
 def output_kinds(value) -> Optional[str]:
-    unknown = [v for v in value if v not in OUTPUT_KINDS]
-    if unknown or not value:
-        return f"unknown output {', '.join(unknown) or '(none)'}; choose from {', '.join(OUTPUT_KINDS)}"
-    return None
+    return subset(value, OUTPUT_KINDS)
 
 
 def parse_shard(text: str) -> Tuple[int, int]:
@@ -395,6 +402,31 @@ class InferConfig(TestTimeSettings, CRFSettings):
 
     def __post_init__(self):
         self.outputs = tuple(self.outputs)
+        super().__post_init__()
+
+
+@dataclasses.dataclass
+class ExportConfig(TestTimeSettings):
+    """The arguments of ``util/export_model.py MODEL_WEIGHTS``."""
+
+    model_weights: str = setting("", "checkpoint, checkpoint directory, .caffemodel or classic pickle",
+                                 positional=True)
+    output_dir: str = setting("./export/", "where saved_model/ and the .tflite files go")
+    formats: Tuple[str, ...] = setting(("saved_model", "tflite"), "what to export, comma-separated", parse=parse_names,
+                                       check=lambda v: subset(v, EXPORT_FORMATS), show="saved_model,tflite")
+    tflite_size: int = setting(513, "the fixed square input size of the TFLite files (DeepLab tests on 513)",
+                               check=positive, group="tflite")
+    tflite_quantize: Tuple[str, ...] = setting(("none",), "TFLite weights, comma-separated: none (fp32), float16, "
+                                               "dynamic (int8 dynamic range)", parse=parse_names,
+                                               check=lambda v: subset(v, TFLITE_QUANTIZATIONS), show="none",
+                                               group="tflite")
+    check_images: Optional[str] = setting(None, "folder of images the written files are verified on (default: the "
+                                                "bundled sample images)", parse=str)
+    num_classes: Optional[int] = setting(None, "classes of the model (default: read from the weights)", parse=int,
+                                         check=optional_positive)
+
+    def __post_init__(self):
+        self.formats, self.tflite_quantize = tuple(self.formats), tuple(self.tflite_quantize)
         super().__post_init__()
 
 

@@ -58,7 +58,8 @@ def case_input(case) -> np.ndarray:
 # The classic scripts and the package modules whose ``main`` they call.
 SCRIPTS = {"train.py": "train", "evaluate.py": "evaluate", "inference.py": "infer",
            "util/extract_params.py": "extract_params", "util/check_data.py": "check_data",
-           "util/crf_search.py": "crf_search", "util/prepare_voc.py": "prepare_voc"}
+           "util/crf_search.py": "crf_search", "util/prepare_voc.py": "prepare_voc",
+           "util/export_model.py": "export_model"}
 
 
 def run_cli(relpath: str, argv, capsys):
@@ -89,3 +90,21 @@ def make_dataset(root, num: int, seed: int = 0, name: str = "train.txt"):
     with open(list_path, "w") as f:
         f.writelines(lines)
     return str(list_path)
+
+
+SAMPLE = os.path.join(ROOT, "dataset", "sample")
+
+
+@pytest.fixture(scope="session")
+def trained_slim(tmp_path_factory):
+    """A slim net trained briefly on the bundled sample data: confident enough that its predictions are
+    not a sea of near-ties (what quantisation and CRF comparisons need). Returns the snapshot folder."""
+    from deeplab_lfov.settings import TrainConfig
+    from deeplab_lfov.training import train
+    root = tmp_path_factory.mktemp("trained_slim")
+    config = TrainConfig(data_dir=SAMPLE, data_list=os.path.join(SAMPLE, "train.txt"), snapshot_dir=str(root / "snap"),
+                         save_dir=str(root / "img"), restore_from=None, input_size=(96, 96), batch_size=8,
+                         num_steps=120, learning_rate=3e-3, width_multiplier=0.125, save_pred_every=120,
+                         print_every=120, save_num_images=0, random_seed=3)
+    train(config, log=lambda line: None)
+    return str(root / "snap")
