@@ -13,7 +13,10 @@ Everything is measured in one run, so the ratios compare like with like:
   * peak resident memory of a process that only runs 513x513 inference;
   * the input pipeline alone (decode + augment, as in training) against the rate the training
     step consumes images;
-  * evaluation throughput (whole images, 500x375) with and without the dense CRF.
+  * evaluation throughput (whole images, 500x375) with and without the dense CRF;
+  * inference.py on a folder against the bare forward pass on the same images;
+  * the exported SavedModel and TFLite files (fp32, dynamic-range int8), one image each;
+  * peak resident memory of inference.py on a 4000x3000 photo with --max_size 1024.
 Achieved GFLOP/s count convolutions only (they are >99.9% of the work).
 """
 
@@ -131,6 +134,74 @@ def bench_eval(model, root, list_path, crf: bool, count: int):
     return len(entries) / (time.perf_counter() - t0)
 
 
+def bench_collection(model, root: str, size: int, count: int, batch: int) -> dict:
+    """inference.py's collection mode (decode threads, batching, mask PNGs written) against the bare
+    forward pass on the same, already decoded images in batches of the same size."""
+    from PIL import Image
+
+    from deeplab_lfov.collection import gather, segment
+    from deeplab_lfov.images import preprocess
+    from deeplab_lfov.predict import Predictor
+    folder = os.path.join(root, f"photos{size}")
+    os.makedirs(folder)
+    rng = np.random.RandomState(1)
+    arrays = []
+    for i in range(count):
+        base = rng.randint(0, 255, size=(size // 8, size // 8, 3)).astype(np.uint8)
+        image = Image.fromarray(base).resize((size, size), Image.BILINEAR)
+        image.save(os.path.join(folder, f"{i:03d}.jpg"), quality=90)
+        arrays.append(preprocess(np.asarray(image)))
+    predictor = Predictor(model)
+    items, _ = gather(folder)
+    segment(predictor, items[:batch], os.path.join(root, "warm"), batch_size=batch, progress=False)  # compile
+    t0 = time.perf_counter()
+    summary = segment(predictor, items, os.path.join(root, "masks"), batch_size=batch, progress=False)
+    collection = summary.done / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    for start in range(0, count, batch):
+        predictor.probabilities_of_inputs(np.stack(arrays[start:start + batch])).argmax(-1)
+    bare = count / (time.perf_counter() - t0)
+    return {"collection_images_per_s": collection, "bare_forward_images_per_s": bare,
+            "collection_to_bare_ratio": collection / bare}
+
+
+def bench_exports(model, root: str, size: int, repeats: int) -> dict:
+    """Latency of one size x size image through the exported SavedModel and TFLite (fp32, dynamic)."""
+    from deeplab_lfov.export import ServingModule, TFLiteSegmenter, convert_tflite, save_saved_model
+    module = ServingModule(model)
+    path = save_saved_model(module, os.path.join(root, "saved_model"))
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    image = tf.constant(np.random.RandomState(0).randint(0, 255, (1, size, size, 3)).astype(np.uint8))
+    out = {"saved_model_s": float(np.median(timed(lambda: serve(images=image)["labels"].numpy(), repeats)))}
+    rgb = image.numpy()[0]
+    for quantization in ("none", "dynamic"):
+        tflite = os.path.join(root, f"{quantization}.tflite")
+        with open(tflite, "wb") as f:
+            f.write(convert_tflite(module, size, quantization))
+        segmenter = TFLiteSegmenter(tflite)
+        out[f"tflite_{quantization}_s"] = float(np.median(timed(lambda: segmenter.labels(rgb), repeats)))
+    return out
+
+
+def peak_memory_of_large_photo(root: str, width: float, hw, max_size: int) -> float:
+    """Peak RSS (MB) of inference.py's main on one large JPEG with ``--max_size``, in a fresh process."""
+    from PIL import Image
+
+    from deeplab_lfov.weights import save_weights
+    photo = os.path.join(root, "large.jpg")
+    base = np.random.RandomState(2).randint(0, 255, (hw[0] // 16, hw[1] // 16, 3)).astype(np.uint8)
+    Image.fromarray(base).resize((hw[1], hw[0]), Image.BILINEAR).save(photo, quality=85)
+    model = DeepLabLargeFOV(width_multiplier=width, seed=0)
+    weights = save_weights(os.path.join(root, "large_net.ckpt"), {k: v.numpy() for k, v in model.named_variables().items()})
+    code = ("from deeplab_lfov.cli import infer\n"
+            f"infer.main([{photo!r}, {weights!r}, '--save_dir', {os.path.join(root, 'large_out')!r}, "
+            f"'--max_size', '{max_size}'])\n"
+            "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    return int(out.stdout.strip().splitlines()[-1]) / 1024.0
+
+
 def peak_memory_of_inference(size: int, width: float) -> float:
     """Peak RSS (MB) of a fresh process that builds the net and runs one inference.
 
@@ -200,6 +271,11 @@ def main(argv=None) -> int:
         except Exception as e:  # the CRF package is optional
             results["eval_crf_images_per_s"] = None
             results["crf_note"] = str(e)
+        results.update(bench_collection(model, root, sizes[0], 8 if args.tiny else 24, 4))
+        results.update(bench_exports(model, root, sizes[0], repeats))
+        large = (600, 800) if args.tiny else (3000, 4000)
+        results["large_photo"] = f"{large[1]}x{large[0]} --max_size {256 if args.tiny else 1024}"
+        results["peak_rss_mb_large_photo"] = peak_memory_of_large_photo(root, width, large, 256 if args.tiny else 1024)
     results["peak_rss_mb_inference_513"] = peak_memory_of_inference(sizes[1], width)
 
     if args.json:
@@ -217,6 +293,12 @@ def main(argv=None) -> int:
           (f"{results['eval_crf_images_per_s']:.2f} with CRF" if results["eval_crf_images_per_s"]
            else f"CRF not measured ({results.get('crf_note')})"))
     print(f"peak RSS of a {sizes[1]}x{sizes[1]} inference process: {results['peak_rss_mb_inference_513']:.0f} MB")
+    print(f"collection inference {sizes[0]}x{sizes[0]} (inference.py on a folder, batch 4): "
+          f"{results['collection_images_per_s']:.2f} images/s = {100 * results['collection_to_bare_ratio']:.0f}% of "
+          f"the bare forward pass ({results['bare_forward_images_per_s']:.2f} images/s)")
+    print(f"exported, one {sizes[0]}x{sizes[0]} image: SavedModel {results['saved_model_s']:.3f} s, TFLite fp32 "
+          f"{results['tflite_none_s']:.3f} s, TFLite dynamic-range int8 {results['tflite_dynamic_s']:.3f} s")
+    print(f"peak RSS of inference.py on a {results['large_photo']} photo: {results['peak_rss_mb_large_photo']:.0f} MB")
     return 0
 
 

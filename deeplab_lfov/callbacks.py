@@ -13,8 +13,11 @@ last step too); ``on_train_begin`` and ``on_train_end`` bracket the run.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import shutil
 import signal
+import tempfile
 import time
 from typing import Callable, Iterator, Optional, Sequence
 
@@ -24,10 +27,11 @@ from PIL import Image
 from ._tf import tf
 from .colormap import decode_labels
 from .images import IMG_MEAN, save_png
+from .progress import hms
 from .snapshots import SnapshotStore
 
 __all__ = ["StepState", "Callback", "run_loop", "ProgressLogger", "TensorBoardScalars", "Snapshots", "Figures",
-           "training_figure"]
+           "Validation", "training_figure"]
 
 
 @dataclasses.dataclass
@@ -100,7 +104,8 @@ class _StopSignals:
 
 def run_loop(train_step: Callable, batches: Iterator, state: StepState, callbacks: Sequence[Callback],
              check: Callable[[StepState], None] = lambda state: None) -> StepState:
-    """Run ``train_step`` on ``batches`` until ``state.num_steps`` or a stop signal.
+    """Run ``train_step(batches)`` (one update, taking the batches it needs from the iterator) until
+    ``state.num_steps`` or a stop signal.
 
     Between due steps nothing is read back from the device.  ``check(state)`` runs at every due
     step before the callbacks (it raises to stop training, e.g. on a non-finite loss).
@@ -109,7 +114,7 @@ def run_loop(train_step: Callable, batches: Iterator, state: StepState, callback
         callback.on_train_begin(state)
     with _StopSignals() as signals:
         while state.step < state.num_steps:
-            loss = train_step(next(batches))
+            loss = train_step(batches)
             state.step += 1
             final = state.step == state.num_steps
             due = [c for c in callbacks if c.due(state.step, final)]
@@ -125,11 +130,6 @@ def run_loop(train_step: Callable, batches: Iterator, state: StepState, callback
     for callback in callbacks:
         callback.on_train_end(state)
     return state
-
-
-def _hms(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 class ProgressLogger(Callback):
@@ -150,7 +150,7 @@ class ProgressLogger(Callback):
         rate = (state.step - state.start_step) / max(now - state.started, 1e-9)
         eta = (state.num_steps - state.step) / max(rate, 1e-9)
         self.log(f"step {state.step:d} \t loss = {state.loss:.3f}, ({per_step:.3f} sec/step, "
-                 f"{self.batch_size / max(per_step, 1e-9):.1f} images/s, ETA {_hms(eta)})")
+                 f"{self.batch_size / max(per_step, 1e-9):.1f} images/s, ETA {hms(eta)})")
 
 
 class TensorBoardScalars(Callback):
@@ -194,12 +194,13 @@ class Snapshots(Callback):
             self._save(state)
 
 
-def training_figure(images: np.ndarray, labels: np.ndarray, preds: np.ndarray) -> np.ndarray:
-    """Rows of image | ground truth | prediction, as one RGB uint8 array."""
+def training_figure(images: np.ndarray, labels: np.ndarray, preds: np.ndarray,
+                    colors: Optional[np.ndarray] = None) -> np.ndarray:
+    """Rows of image | ground truth | prediction, as one RGB uint8 array (classes in ``colors``)."""
     rows = []
     for image, label, pred in zip(images, labels, preds):
         rgb = np.clip(image + IMG_MEAN, 0, 255)[..., ::-1].astype(np.uint8)
-        rows.append(np.concatenate([rgb, decode_labels(label), decode_labels(pred)], axis=1))
+        rows.append(np.concatenate([rgb, decode_labels(label, colors), decode_labels(pred, colors)], axis=1))
     return np.concatenate(rows, axis=0)
 
 
@@ -209,12 +210,14 @@ class Figures(Callback):
 
     at_end = True
 
-    def __init__(self, every: int, save_dir: str, preview, predict: Callable, writer):
+    def __init__(self, every: int, save_dir: str, preview, predict: Callable, writer,
+                 colors: Optional[np.ndarray] = None):
         self.every, self.save_dir, self.preview, self.predict, self.writer = every, save_dir, preview, predict, writer
+        self.colors = colors
 
     def _draw(self, step: int) -> None:
         images, labels = self.preview
-        figure = training_figure(images.numpy(), labels.numpy(), self.predict(images).numpy())
+        figure = training_figure(images.numpy(), labels.numpy(), self.predict(images).numpy(), self.colors)
         save_png(os.path.join(self.save_dir, f"train_{step}.png"), Image.fromarray(figure))
         with self.writer.as_default(step=step):
             tf.summary.image("data|mask|pred", figure[None], step=step)
@@ -229,3 +232,62 @@ class Figures(Callback):
     def on_train_end(self, state: StepState) -> None:
         if state.stop_signal is not None and state.step % self.every and state.step != state.num_steps:
             self._draw(state.step)
+
+
+class Validation(Callback):
+    """Mean IoU on a validation list at every ``every`` steps (and the last), in the log and in
+    TensorBoard (``val/mean_iou``); the best snapshot so far is kept in ``best_dir`` with its step and
+    mean IoU in ``best.json``.  A resumed run starts from the best recorded there."""
+
+    at_end = True
+
+    def __init__(self, every: int, model, entries, num_classes: int, ignore_label: int, best_dir: str, writer,
+                 log: Callable[[str], None]):
+        from .predict import Predictor
+        self.every, self.model, self.entries = every, model, entries
+        self.num_classes, self.ignore_label = num_classes, ignore_label
+        self.best_dir, self.writer, self.log = best_dir, writer, log
+        self.predictor = Predictor(model)
+        self.best: Optional[dict] = None
+
+    def on_train_begin(self, state: StepState) -> None:
+        try:
+            with open(os.path.join(self.best_dir, "best.json")) as f:
+                self.best = json.load(f)
+        except (OSError, ValueError):
+            self.best = None
+
+    def on_step(self, state: StepState) -> None:
+        from .evaluation import evaluate
+        from .metrics import scores
+        confusion = evaluate(self.predictor, self.entries, num_classes=self.num_classes,
+                             ignore_label=self.ignore_label, log=lambda line: None)["plain"]
+        miou = scores(confusion)["mean_iou"]
+        with self.writer.as_default(step=state.step):
+            tf.summary.scalar("val/mean_iou", miou)
+        if self.best is None or miou > self.best["mean_iou"]:
+            self.best = {"step": state.step, "mean_iou": miou}
+            self._save_best()
+        self.log(f"validation at step {state.step}: mean IoU {miou:.4f} on {len(self.entries)} images "
+                 f"(best {self.best['mean_iou']:.4f} at step {self.best['step']})")
+
+    def _save_best(self) -> None:
+        """Weights and best.json into a fresh folder, then swapped in place of the old best."""
+        from .weights import save_weights
+        parent = os.path.dirname(os.path.abspath(self.best_dir))
+        staged = tempfile.mkdtemp(prefix=".best-", dir=parent)
+        try:
+            save_weights(os.path.join(staged, "model.ckpt"), {k: v.numpy() for k, v in
+                                                              self.model.named_variables().items()})
+            with open(os.path.join(staged, "best.json"), "w") as f:
+                json.dump(self.best, f)
+            old = None
+            if os.path.isdir(self.best_dir):
+                old = staged + ".old"
+                os.replace(self.best_dir, old)
+            os.replace(staged, self.best_dir)
+            if old:
+                shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise

@@ -40,9 +40,9 @@ def palette() -> list:
     return VOC_COLORS.reshape(-1).tolist()
 
 
-def decode_labels(labels: np.ndarray) -> np.ndarray:
-    """Colour image (..., 3) uint8 of a label map: VOC colours, 255 (ignore) in cream."""
-    return VOC_COLORS[np.asarray(labels, dtype=np.int64) & 0xFF]
+def decode_labels(labels: np.ndarray, colors: Optional[np.ndarray] = None) -> np.ndarray:
+    """Colour image (..., 3) uint8 of a label map: VOC colours (or ``colors``), 255 (ignore) in cream."""
+    return (VOC_COLORS if colors is None else colors)[np.asarray(labels, dtype=np.int64) & 0xFF]
 
 
 def overlay(rgb: np.ndarray, labels: np.ndarray, names: Sequence[str], colors: Optional[np.ndarray] = None,
@@ -70,8 +70,8 @@ def overlay(rgb: np.ndarray, labels: np.ndarray, names: Sequence[str], colors: O
     return np.asarray(out)
 
 
-def save_mask(path: str, labels: np.ndarray) -> None:
-    """Write a label map as a VOC palette PNG (index values kept, colours for viewing).
+def save_mask(path: str, labels: np.ndarray, colors: Optional[np.ndarray] = None) -> None:
+    """Write a label map as a palette PNG (index values kept; VOC colours, or ``colors``, for viewing).
 
     Written atomically (``images.save_png``), so an interrupted run leaves no partial PNG.
     """
@@ -79,5 +79,5 @@ def save_mask(path: str, labels: np.ndarray) -> None:
     if labels.ndim != 2 or labels.min(initial=0) < 0 or labels.max(initial=0) > 255:
         raise ValueError(f"a label map is 2-D with values 0..255, got shape {labels.shape}")
     image = Image.fromarray(labels.astype(np.uint8), mode="P")
-    image.putpalette(palette())
+    image.putpalette(palette() if colors is None else np.asarray(colors, np.uint8).reshape(-1).tolist())
     save_png(path, image)

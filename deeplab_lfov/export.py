@@ -4,8 +4,9 @@
   protocol baked in (``predict.test_time_probabilities``, the very function evaluation runs):
   ``serving_default`` takes ``images`` uint8 [N, H, W, 3] RGB of any size and returns ``labels``
   uint8 [N, H, W] and ``probabilities`` float32 [N, H, W, C]; ``segment_encoded`` takes
-  ``image_bytes`` string [N] (JPEG or PNG) and returns ``labels_png`` string [N] (grayscale PNGs
-  of class indices).  It loads with TensorFlow alone.
+  ``image_bytes`` string [N] (JPEG or PNG) and returns ``labels_png_bytes`` string [N] (grayscale
+  PNGs of class indices).  TF Serving's REST API base64-encodes exactly the string tensors whose
+  names end in ``_bytes``, hence both names.  It loads with TensorFlow alone.
 * TFLite for a fixed square size S: input float32 [1, S, S, 3] RGB values 0..255, output
   probabilities [1, S, S, C]; ``none`` (fp32), ``float16`` (fp16 weights) or ``dynamic`` (int8
   dynamic-range weights).  ``TFLiteSegmenter`` runs one on an image of any size (padded with the
@@ -64,7 +65,7 @@ class ServingModule(tf.Module):
             probabilities = self._probabilities(rgb[None])
             labels = tf.cast(tf.argmax(probabilities, axis=-1), tf.uint8)[0]
             return tf.io.encode_png(labels[..., None])
-        return {"labels_png": tf.map_fn(one, image_bytes, fn_output_signature=tf.string)}
+        return {"labels_png_bytes": tf.map_fn(one, image_bytes, fn_output_signature=tf.string)}
 
     def tflite_function(self, size: int):
         """The concrete function converted to TFLite: RGB float32 [1, S, S, 3] -> probabilities."""
@@ -162,7 +163,7 @@ def saved_model_agreement(path: str, predictor: Predictor, images: Sequence[np.n
     references = [predictor.labels(rgb) for rgb in images]
     direct = [serve(images=tf.constant(rgb[None]))["labels"].numpy()[0] for rgb in images]
     pngs = [tf.io.encode_png(tf.constant(rgb)).numpy() for rgb in images]
-    decoded = [tf.io.decode_png(encoded(image_bytes=tf.constant([png]))["labels_png"][0]).numpy()[..., 0]
+    decoded = [tf.io.decode_png(encoded(image_bytes=tf.constant([png]))["labels_png_bytes"][0]).numpy()[..., 0]
                for png in pngs]
     return {"serving_default": _agreement(zip(direct, references)),
             "segment_encoded": _agreement(zip(decoded, references))}

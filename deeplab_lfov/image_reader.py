@@ -5,7 +5,7 @@ are appended to ``--data_dir`` (as the classic port did).  ``load_pair`` decodes
 one pair (the pre-flight check in ``checks`` runs it over a whole list); ``train_dataset``
 builds the augmented, batched stream:
 
-  decode (Pillow, parallel) -> RGB->BGR, minus mean -> random scale (0.75-1.25) -> random mirror
+  decode (Pillow, parallel) -> RGB->BGR, minus mean -> random scale (0.75-1.25 by default) -> random mirror
   -> pad (image with the mean, label with the ignore label) -> random crop -> batch -> prefetch.
 
 Randomness is stateless and derived from ``seed``, so a run is reproducible.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -24,7 +24,9 @@ from .errors import DeepLabError
 from .images import IMG_MEAN, check_label_values, read_image, read_label
 from .settings import IGNORE_LABEL
 
-__all__ = ["Entry", "read_list", "load_pair", "train_dataset", "shrink_labels"]
+__all__ = ["Entry", "read_list", "load_pair", "train_dataset", "shrink_labels", "LABEL_FOLDER"]
+
+LABEL_FOLDER = "SegmentationClassAug"  # where a bare image ID's label is, under --data_dir
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,22 +42,44 @@ class Entry:
         return f"{self.list_path}:{self.line}"
 
 
-def read_list(data_dir: str, data_list: str) -> List[Entry]:
-    """Parse a list file; paths are ``data_dir`` + the path written in the list."""
+def _is_bare_id(field: str) -> bool:
+    """``2007_000032``: no folder, no extension (the lists of weakly-supervised code bases)."""
+    return "/" not in field and "\\" not in field and not os.path.splitext(field)[1]
+
+
+def read_list(data_dir: str, data_list: str, label_dir: Optional[str] = None) -> List[Entry]:
+    """Parse a list file.
+
+    A line is ``IMAGE LABEL`` (both appended to ``data_dir``, as the classic port did) or a bare
+    image ID, meaning ``data_dir/JPEGImages/ID.jpg`` and ``data_dir/SegmentationClassAug/ID.png``.
+    With ``label_dir`` every label is taken from that folder by its file name instead.  A list
+    mixes no forms; a malformed line is an error naming it.
+    """
     try:
         with open(data_list) as f:
             lines = f.read().splitlines()
     except OSError as e:
         raise DeepLabError(f"{data_list}: cannot read list file ({e.strerror or e})") from None
     entries = []
+    form = None
     for number, text in enumerate(lines, start=1):
         fields = text.split()
         if not fields or text.lstrip().startswith("#"):
             continue
-        if len(fields) != 2:
-            raise DeepLabError(f"{data_list}:{number}: expected 'IMAGE LABEL', got {text.strip()!r}")
+        if len(fields) == 1 and _is_bare_id(fields[0]):
+            line_form = "ID"
+            fields = [f"/JPEGImages/{fields[0]}.jpg", f"/{LABEL_FOLDER}/{fields[0]}.png"]
+        elif len(fields) == 2:
+            line_form = "IMAGE LABEL"
+        else:
+            raise DeepLabError(f"{data_list}:{number}: expected 'IMAGE LABEL' or a bare image ID, got {text.strip()!r}")
+        if form and line_form != form:
+            raise DeepLabError(f"{data_list}:{number}: a {line_form!r} line in a list of {form!r} lines")
+        form = line_form
         image, label = (data_dir + path if path.startswith("/") or not data_dir else
                         os.path.join(data_dir, path) for path in fields)
+        if label_dir:
+            label = os.path.join(label_dir, os.path.basename(label))
         entries.append(Entry(data_list, number, image, label))
     if not entries:
         raise DeepLabError(f"{data_list}: the list is empty")
@@ -90,11 +114,11 @@ def shrink_labels(labels: tf.Tensor, size) -> tf.Tensor:
 
 
 def _augment(image, label, seed, crop_h: int, crop_w: int, random_scale: bool, random_mirror: bool,
-             ignore_label: int):
+             ignore_label: int, scale_range: Tuple[float, float] = (0.75, 1.25)):
     """Scale, mirror, pad and crop one pair (image: BGR minus mean, float; label: int32 HxWx1)."""
     seeds = tf.random.experimental.stateless_split(seed, 4)
     if random_scale:
-        scale = tf.random.stateless_uniform([], seeds[0], 0.75, 1.25)
+        scale = tf.random.stateless_uniform([], seeds[0], scale_range[0], scale_range[1])
         hw = tf.cast(tf.round(tf.cast(tf.shape(image)[:2], tf.float32) * scale), tf.int32)
         image = tf.image.resize(image, hw, method="bilinear")
         label = tf.image.resize(label, hw, method="nearest")
@@ -114,7 +138,8 @@ def _augment(image, label, seed, crop_h: int, crop_w: int, random_scale: bool, r
 def train_dataset(entries: Sequence[Entry], input_size: Tuple[int, int], batch_size: int, *,
                   num_classes: int, ignore_label: int = IGNORE_LABEL, random_scale: bool = True,
                   random_mirror: bool = True, seed: int = 1234, shuffle: bool = True,
-                  repeat: bool = True, drop_remainder: bool = True) -> tf.data.Dataset:
+                  repeat: bool = True, drop_remainder: bool = True,
+                  scale_range: Tuple[float, float] = (0.75, 1.25)) -> tf.data.Dataset:
     """Batches of (images (B, h, w, 3) float32 BGR minus mean, labels (B, h, w) int32)."""
     crop_h, crop_w = input_size
     entries = list(entries)
@@ -127,7 +152,8 @@ def train_dataset(entries: Sequence[Entry], input_size: Tuple[int, int], batch_s
         image, label = tf.numpy_function(decode, [index], [tf.float32, tf.int32], stateful=False)
         image.set_shape([None, None, 3])
         label.set_shape([None, None, 1])
-        return _augment(image, label, seed_pair, crop_h, crop_w, random_scale, random_mirror, ignore_label)
+        return _augment(image, label, seed_pair, crop_h, crop_w, random_scale, random_mirror, ignore_label,
+                        scale_range)
 
     ds = tf.data.Dataset.range(len(entries))
     if shuffle:

@@ -22,7 +22,7 @@ from .errors import DeepLabError
 
 __all__ = [
     "NUM_CLASSES", "IGNORE_LABEL", "PRECISIONS", "setting", "Settings", "DataSettings", "WeightsSettings",
-    "PrecisionSettings", "TestTimeSettings", "CRFSettings", "TrainConfig", "EvalConfig", "InferConfig",
+    "PrecisionSettings", "TestTimeSettings", "CRFSettings", "ClassesSettings", "TrainConfig", "EvalConfig", "InferConfig",
     "CheckDataConfig", "CRFSearchConfig", "ExtractParamsConfig", "PrepareVOCConfig", "parse_size", "parse_floats",
     "FIXED_BY_SNAPSHOT",
 ]
@@ -178,14 +178,43 @@ class Settings:
 
 # ---------------------------------------------------------------------------- shared groups
 @dataclasses.dataclass
-class DataSettings(Settings):
+class ClassesSettings(Settings):
+    classes: Optional[str] = setting(None, "classes file: one class per line, 'name' or 'name R G B', background "
+                                           "first (default: the 21 PASCAL VOC classes and colours)", parse=str,
+                                     group="data")
+
+    @property
+    def class_list(self):
+        """The ``classes.ClassList`` of ``--classes`` (VOC's without it)."""
+        from .classes import read_classes
+        return read_classes(self.classes)
+
+
+@dataclasses.dataclass
+class DataSettings(ClassesSettings):
     """Where the images and labels are, and what the labels mean."""
 
     data_dir: str = setting("/home/VOCdevkit", "prefix of the paths in --data_list", group="data")
-    data_list: str = setting("./dataset/train.txt", "list of 'IMAGE LABEL' lines", group="data")
-    num_classes: int = setting(NUM_CLASSES, "classes, background included", check=positive, group="data")
+    data_list: str = setting("./dataset/train.txt", "list of 'IMAGE LABEL' lines, or of bare image IDs "
+                                                    "(JPEGImages/ID.jpg, SegmentationClassAug/ID.png)", group="data")
+    label_dir: Optional[str] = setting(None, "take every label from this folder instead, by its file name "
+                                             "(pseudo labels: one list, many label sets)", parse=str, group="data")
+    num_classes: Optional[int] = setting(None, f"classes, background included (default: the --classes file's "
+                                               f"count, else {NUM_CLASSES})", parse=int, check=optional_positive,
+                                         group="data")
     ignore_label: int = setting(IGNORE_LABEL, "label value excluded from the loss and the metrics",
                                 check=label_value, group="data")
+
+    def __post_init__(self):
+        if self.classes:
+            count = len(self.class_list)
+            if self.num_classes is None:
+                self.num_classes = count
+            elif self.num_classes != count:
+                raise DeepLabError(f"--num_classes {self.num_classes}, but --classes {self.classes} lists {count}")
+        elif self.num_classes is None:
+            self.num_classes = NUM_CLASSES
+        super().__post_init__()
 
     def validate(self) -> None:
         super().validate()
@@ -283,7 +312,10 @@ class TrainConfig(DataSettings, WeightsSettings, PrecisionSettings):
     lr_step: int = setting(2000, "'step' policy: steps between decays", check=positive, group="optimisation")
     lr_gamma: float = setting(0.1, "'step' policy: decay factor", check=positive, group="optimisation")
     lr_power: float = setting(0.9, "'poly' policy: power", check=non_negative, group="optimisation")
-    random_scale: bool = setting(True, "random scale in 0.75-1.25", group="augmentation")
+    random_scale: bool = setting(True, "random scaling by a factor in --scale_range", group="augmentation")
+    scale_range: Tuple[float, float] = setting((0.75, 1.25), "LOW,HIGH of the random scale (weakly-supervised "
+                                               "recipes: 0.5,1.5)", parse=parse_floats, check=positive,
+                                               group="augmentation", show="0.75,1.25", metavar="LOW,HIGH")
     random_mirror: bool = setting(True, "random left-right mirroring", group="augmentation")
     random_seed: int = setting(1234, "seed of the initialisation and the augmentation")
     width_multiplier: float = setting(1.0, "widths of a freshly initialised net (0.125 = the small test net)",
@@ -294,15 +326,34 @@ class TrainConfig(DataSettings, WeightsSettings, PrecisionSettings):
     skip_bad: bool = setting(False, "train without the entries the check rejects")
     strategy: str = setting("default", "tf.distribute strategy (multi_worker reads TF_CONFIG)",
                             choices=("default", "mirrored", "multi_worker"))
+    iter_size: int = setting(1, "accumulate gradients over N batches per update (Caffe's iter_size): "
+                                "--batch_size 10 --iter_size 3 is DeepLab's batch of 30 on a small GPU",
+                             check=positive, group="optimisation")
+    class_weights: Optional[str] = setting(None, "per-class loss weights: 'balanced' (median frequency over the "
+                                                 "training labels) or a file with one weight per class",
+                                           parse=str, group="optimisation")
+    val_list: Optional[str] = setting(None, "validation list: mean IoU while training, best snapshot kept in "
+                                            "SNAPSHOT_DIR/best/", parse=str, group="validation")
+    val_label_dir: Optional[str] = setting(None, "labels of --val_list from this folder (see --label_dir)",
+                                           parse=str, group="validation")
+    val_every: Optional[int] = setting(None, "validate every N steps (default: --save_pred_every)", parse=int,
+                                       check=optional_positive, group="validation")
+    val_num_images: Optional[int] = setting(None, "validate on the first N images of --val_list (default: all)",
+                                            parse=int, check=optional_positive, group="validation")
 
     def __post_init__(self):
         self.input_size = tuple(int(v) for v in self.input_size)
+        self.scale_range = tuple(float(v) for v in self.scale_range)
         super().__post_init__()
 
     def validate(self) -> None:
         super().validate()
         if self.skip_bad and self.skip_check:
             raise DeepLabError("--skip_bad needs the pre-flight check; it cannot be used with --skip_check")
+        if len(self.scale_range) != 2 or self.scale_range[0] > self.scale_range[1]:
+            raise DeepLabError(f"--scale_range {self._show(self.scale_range)}: expected LOW,HIGH with LOW <= HIGH")
+        if (self.val_every or self.val_num_images or self.val_label_dir) and not self.val_list:
+            raise DeepLabError("--val_every, --val_num_images and --val_label_dir need --val_list")
 
     @property
     def logs(self) -> str:
@@ -375,7 +426,7 @@ def shard_spec(value) -> Optional[str]:
 
 
 @dataclasses.dataclass
-class InferConfig(TestTimeSettings, CRFSettings):
+class InferConfig(TestTimeSettings, CRFSettings, ClassesSettings):
     """The arguments of ``inference.py IMG_PATH MODEL_WEIGHTS``."""
 
     img_path: str = setting("", "an image, a folder of images (recursively), a quoted glob ('photos/*.jpg') or a "
@@ -406,7 +457,7 @@ class InferConfig(TestTimeSettings, CRFSettings):
 
 
 @dataclasses.dataclass
-class ExportConfig(TestTimeSettings):
+class ExportConfig(TestTimeSettings, ClassesSettings):
     """The arguments of ``util/export_model.py MODEL_WEIGHTS``."""
 
     model_weights: str = setting("", "checkpoint, checkpoint directory, .caffemodel or classic pickle",

@@ -13,10 +13,10 @@
 from __future__ import annotations
 
 import os
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 from ._tf import tf
-from .callbacks import Callback, Figures, ProgressLogger, Snapshots, StepState, TensorBoardScalars, run_loop
+from .callbacks import Callback, Figures, ProgressLogger, Snapshots, StepState, TensorBoardScalars, Validation, run_loop
 from .checks import check_data_dir, check_writable, usable_entries
 from .errors import DeepLabError
 from .image_reader import Entry, read_list, shrink_labels, train_dataset
@@ -24,6 +24,7 @@ from .model import DeepLabLargeFOV, compute_dtype_for
 from .optim import Optimizer, caffe_lr_multipliers, learning_rate_schedule
 from .settings import FIXED_BY_SNAPSHOT, TrainConfig
 from .snapshots import SnapshotStore, compare_settings, run_record
+from .statistics import label_statistics, median_frequency_weights, read_class_weights
 from .weights import build_model, checkpoint_shapes, load_weights, widths_from_weights
 
 __all__ = ["TrainConfig", "segmentation_loss_terms", "TrainStep", "train", "TrainingStopped", "make_strategy",
@@ -36,19 +37,23 @@ class TrainingStopped(DeepLabError):
     """Training stopped on a non-finite loss (the last good snapshot is kept)."""
 
 
-def segmentation_loss_terms(logits: tf.Tensor, labels: tf.Tensor, num_classes: int,
-                            ignore_label: int) -> Tuple[tf.Tensor, tf.Tensor]:
-    """(sum of pixel losses, number of counted pixels) with labels shrunk to the logits grid.
+def segmentation_loss_terms(logits: tf.Tensor, labels: tf.Tensor, num_classes: int, ignore_label: int,
+                            class_weights: Optional[tf.Tensor] = None) -> Tuple[tf.Tensor, tf.Tensor]:
+    """(weighted sum of pixel losses, weighted count of pixels) with labels shrunk to the logits grid.
 
-    Pixels labelled ``ignore_label`` add nothing to either term, so the mean over them is the
-    mean over valid pixels only (a batch of only ignore labels has zero loss and zero gradient).
+    Pixels labelled ``ignore_label`` add nothing to either term, so the ratio is the mean over
+    valid pixels only (a batch of only ignore labels has zero loss and zero gradient).  With
+    ``class_weights`` (one per class) each pixel counts with its class's weight in both terms.
     """
     labels = shrink_labels(labels, tf.shape(logits)[1:3])
     valid = tf.logical_and(tf.not_equal(labels, ignore_label), labels < num_classes)
     safe = tf.where(valid, labels, tf.zeros_like(labels))
     pixel_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe, logits=logits)
     pixel_loss = tf.where(valid, pixel_loss, tf.zeros_like(pixel_loss))
-    return tf.reduce_sum(pixel_loss), tf.reduce_sum(tf.cast(valid, tf.float32))
+    weight = tf.cast(valid, tf.float32)
+    if class_weights is not None:
+        weight = weight * tf.gather(class_weights, safe)
+    return tf.reduce_sum(pixel_loss * weight), tf.reduce_sum(weight)
 
 
 class TrainStep:
@@ -64,38 +69,90 @@ class TrainStep:
     """
 
     def __init__(self, strategy: tf.distribute.Strategy, model: DeepLabLargeFOV, optimizer: Optimizer,
-                 num_classes: int, ignore_label: int, *, jit_compile: bool = False):
+                 num_classes: int, ignore_label: int, *, jit_compile: bool = False, iter_size: int = 1,
+                 class_weights: Optional[Sequence[float]] = None):
         self.strategy = strategy
         self.model = model
         self.optimizer = optimizer
         self.num_classes = num_classes
         self.ignore_label = ignore_label
+        self.iter_size = iter_size
+        self.class_weights = None if class_weights is None else tf.constant(class_weights, tf.float32)
         self.var_list = list(model.named_variables().values())
         self.scaled = model.compute_dtype == tf.float16  # float16 needs loss scaling; bfloat16 does not
         self.bad_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="bad_step")
         self.bad_loss = tf.Variable(0.0, trainable=False, name="bad_loss")
         self._step = tf.function(self._distributed_step, jit_compile=jit_compile)
+        if iter_size > 1:  # Caffe's iter_size: gradients of N batches summed into one update
+            self._sum = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.var_list]
+            self._count = tf.Variable(0.0, trainable=False)
+            self._loss = tf.Variable(0.0, trainable=False)
+            self._accumulate = tf.function(self._accumulate_batch, jit_compile=jit_compile)
+            self._apply = tf.function(self._apply_accumulated, jit_compile=jit_compile)
 
     def __call__(self, batch) -> tf.Tensor:
+        """One update on one batch (``iter_size`` 1)."""
         return self._step(batch)
 
+    def run(self, batches: Iterator) -> tf.Tensor:
+        """One update on the next ``iter_size`` batches of ``batches``; returns the update's loss.
+
+        With ``iter_size`` N each batch is a separate compiled call, so only one batch's activations
+        exist at a time; the update equals one on a batch N times larger.
+        """
+        if self.iter_size == 1:
+            return self._step(next(batches))
+        for _ in range(self.iter_size):
+            self._accumulate(next(batches))
+        return self._apply()
+
     def _replica_step(self, images, labels):
+        """Gradients of this batch's loss, normalised over the counted pixels of all replicas."""
         with tf.GradientTape() as tape:
             logits = self.model(images, training=True)
-            loss_sum, count = segmentation_loss_terms(logits, labels, self.num_classes, self.ignore_label)
+            loss_sum, count = segmentation_loss_terms(logits, labels, self.num_classes, self.ignore_label,
+                                                      self.class_weights)
             total = tf.distribute.get_replica_context().all_reduce("sum", count)
             loss = loss_sum / tf.maximum(total, 1.0)
             target = loss * self.optimizer.loss_scale if self.scaled else loss
         grads = tape.gradient(target, self.var_list)
         if self.scaled:
             grads = [g / self.optimizer.loss_scale for g in grads]
-        return grads, loss
+        return grads, loss, total
 
-    def _distributed_step(self, batch):
-        grads, loss = self.strategy.run(self._replica_step, args=batch)
+    def _reduced(self, batch):
+        grads, loss, total = self.strategy.run(self._replica_step, args=batch)
         grads = [self.strategy.reduce("sum", g, axis=None) for g in grads]
         loss = self.strategy.reduce("sum", loss, axis=None)
+        total = self.strategy.reduce("mean", total, axis=None)  # the same on every replica
+        return grads, loss, total
 
+    def _distributed_step(self, batch):
+        grads, loss, _ = self._reduced(batch)
+        return self._update(grads, loss)
+
+    def _accumulate_batch(self, batch):
+        # A batch's normalised gradient weighted by its pixel count: summed over the N batches and
+        # divided by their total count, it is the gradient of the loss over all N batches at once.
+        grads, loss, total = self._reduced(batch)
+        for acc, g in zip(self._sum, grads):
+            acc.assign_add(g * total)
+        self._count.assign_add(total)
+        self._loss.assign_add(loss * total)
+
+    def _apply_accumulated(self):
+        total = tf.maximum(self._count, 1.0)
+        grads = [acc / total for acc in self._sum]
+        loss = self._loss / total
+        loss = self._update(grads, loss)
+        for acc in self._sum:
+            acc.assign(tf.zeros_like(acc))
+        self._count.assign(0.0)
+        self._loss.assign(0.0)
+        return loss
+
+    def _update(self, grads, loss):
+        """Apply ``grads`` unless the loss is not finite (then record the step and apply nothing more)."""
         def update():
             if self.scaled:  # dynamic loss scaling: skip steps whose gradients overflowed
                 self.optimizer.apply_if_finite(grads, self.var_list)
@@ -110,7 +167,7 @@ class TrainStep:
             return tf.constant(False)
 
         tf.cond(tf.logical_and(tf.math.is_finite(loss), tf.equal(self.bad_step, 0)), update, record)
-        return loss
+        return tf.identity(loss)
 
     def raise_if_stopped(self, state: StepState) -> None:
         """Raise ``TrainingStopped`` if a step since the last check had a non-finite loss."""
@@ -200,7 +257,8 @@ def _distributed_batches(config: TrainConfig, strategy: tf.distribute.Strategy, 
         return train_dataset(shard, config.input_size, context.get_per_replica_batch_size(config.batch_size),
                              num_classes=config.num_classes, ignore_label=config.ignore_label,
                              random_scale=config.random_scale, random_mirror=config.random_mirror,
-                             seed=config.random_seed + 1000003 * step + 7919 * context.input_pipeline_id)
+                             seed=config.random_seed + 1000003 * step + 7919 * context.input_pipeline_id,
+                             scale_range=config.scale_range)
     return iter(strategy.distribute_datasets_from_function(dataset_fn))
 
 
@@ -212,9 +270,36 @@ def _preview(config: TrainConfig, entries: Sequence[Entry]):
                                    seed=config.random_seed, shuffle=False, drop_remainder=False)))
 
 
+def _validation_entries(config: TrainConfig, log) -> List[Entry]:
+    entries = read_list(config.data_dir, config.val_list, config.val_label_dir)[:config.val_num_images]
+    return usable_entries(entries, config.data_dir, config.num_classes, config.ignore_label,
+                          check=not config.skip_check, log=log, hint="fix them or remove them from --val_list")
+
+
+def _class_weights(config: TrainConfig, entries: Sequence[Entry], store: SnapshotStore, log) -> Optional[List[float]]:
+    """The ``--class_weights``: read from a file, or median-frequency balanced over the training labels
+    (computed once: a resumed run takes them from the run record)."""
+    if not config.class_weights:
+        return None
+    names = config.class_list.names_for(config.num_classes)
+    if config.class_weights != "balanced":
+        weights = read_class_weights(config.class_weights, names)
+    else:
+        previous = store.previous_record() or {}
+        weights = previous.get("class_weight_values") if store.latest and (
+            previous.get("settings", {}).get("class_weights") == "balanced") else None
+        if weights is None:
+            log(f"Counting the classes of {len(entries):,} training labels for --class_weights balanced ...")
+            stats = label_statistics([e.label for e in entries], config.num_classes, config.ignore_label)
+            weights = median_frequency_weights(stats)
+    log("Class weights: " + ", ".join(f"{n} {w:.3g}" for n, w in zip(names, weights)))
+    return weights
+
+
 def _default_callbacks(config: TrainConfig, chief: bool, store: SnapshotStore, model: DeepLabLargeFOV,
-                       optimizer: Optimizer, entries: Sequence[Entry], log) -> List[Callback]:
-    callbacks: List[Callback] = [ProgressLogger(config.print_every, config.batch_size, log),
+                       optimizer: Optimizer, entries: Sequence[Entry], val_entries: Sequence[Entry],
+                       log) -> List[Callback]:
+    callbacks: List[Callback] = [ProgressLogger(config.print_every, config.batch_size * config.iter_size, log),
                                  Snapshots(config.save_pred_every, store)]
     if chief:
         writer = tf.summary.create_file_writer(config.logs)
@@ -222,7 +307,11 @@ def _default_callbacks(config: TrainConfig, chief: bool, store: SnapshotStore, m
         if config.save_num_images > 0:
             predict = tf.function(lambda x: model.predict_labels(x))
             callbacks.append(Figures(config.save_pred_every, config.save_dir, _preview(config, entries), predict,
-                                     writer))
+                                     writer, config.class_list.colors))
+        if val_entries:
+            callbacks.append(Validation(config.val_every or config.save_pred_every, model, val_entries,
+                                        config.num_classes, config.ignore_label,
+                                        os.path.join(config.snapshot_dir, "best"), writer, log))
     return callbacks
 
 
@@ -230,7 +319,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, callbacks: Se
     """Run (or resume) training; returns the step reached.  ``callbacks`` run after the built-in ones."""
     strategy = make_strategy(config.strategy)
     chief = is_chief(strategy)
-    listed = read_list(config.data_dir, config.data_list)
+    listed = read_list(config.data_dir, config.data_list, config.label_dir)
     check_data_dir(config.data_dir, listed)  # before anything is written
     with SnapshotStore(config.snapshot_dir, chief=chief, max_to_keep=config.max_to_keep) as store:
         _check_settings_against_record(config, store, log)
@@ -238,6 +327,8 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, callbacks: Se
             for directory, flag in ((config.save_dir, "--save_dir"), (config.logs, "--log_dir")):
                 check_writable(directory, flag)
         entries = _training_entries(config, listed, store, log)
+        val_entries = _validation_entries(config, log) if config.val_list and chief else []
+        class_weights = _class_weights(config, entries, store, log)
         replicas = strategy.num_replicas_in_sync
         if config.batch_size % replicas:
             raise DeepLabError(f"--batch_size {config.batch_size} is not divisible by the {replicas} replicas")
@@ -249,15 +340,19 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, callbacks: Se
             model = _initial_model(config, resume_from, log)
             optimizer = _optimizer(config, model)
         store.attach(model=model, optimizer=optimizer)
-        store.write_record(run_record(config.as_record()))
+        record = run_record(config.as_record())
+        if class_weights is not None:
+            record["class_weight_values"] = class_weights
+        store.write_record(record)
         step = int(optimizer.iterations.numpy())
         batches = _distributed_batches(config, strategy, entries, step)
-        train_step = TrainStep(strategy, model, optimizer, config.num_classes, config.ignore_label)
-        jobs = _default_callbacks(config, chief, store, model, optimizer, entries, log) + list(callbacks)
+        train_step = TrainStep(strategy, model, optimizer, config.num_classes, config.ignore_label,
+                               iter_size=config.iter_size, class_weights=class_weights)
+        jobs = _default_callbacks(config, chief, store, model, optimizer, entries, val_entries, log) + list(callbacks)
         state = StepState(step=step, num_steps=config.num_steps, resumed=resume_from is not None)
         log(f"Training {model.count_params()} parameters on {len(entries)} images, {replicas} replica(s), "
             f"from step {step} to {config.num_steps}.")
-        run_loop(train_step, batches, state, jobs, check=train_step.raise_if_stopped)
+        run_loop(train_step.run, batches, state, jobs, check=train_step.raise_if_stopped)
     if state.stop_signal is not None:
         log(f"Stopped by signal {state.stop_signal} at step {state.step}; snapshot {state.last_snapshot}. "
             f"Run the same command to resume.")

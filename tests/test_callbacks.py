@@ -67,6 +67,6 @@ def test_run_loop_reads_the_loss_only_at_due_steps():
 
     counter = iter(range(1, 100))
     recorder = Recorder(4)
-    state = run_loop(lambda batch: Loss(batch), counter, StepState(step=0, num_steps=9), [recorder])
+    state = run_loop(lambda batches: Loss(next(batches)), counter, StepState(step=0, num_steps=9), [recorder])
     assert state.step == 9 and reads == [4, 8]  # no host read between due steps
     assert recorder.events == [("begin", 0), ("step", 4), ("step", 8), ("end", 9)]

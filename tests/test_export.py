@@ -38,7 +38,7 @@ for path in paths:
     direct = serve(images=tf.constant(rgb[None]))
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="PNG")
-    png = encoded(image_bytes=tf.constant([buffer.getvalue()]))["labels_png"][0].numpy()
+    png = encoded(image_bytes=tf.constant([buffer.getvalue()]))["labels_png_bytes"][0].numpy()
     result[path] = {"labels": direct["labels"].numpy()[0].tolist(),
                     "probs_shape": list(direct["probabilities"].shape),
                     "png_labels": np.asarray(Image.open(io.BytesIO(png))).tolist()}

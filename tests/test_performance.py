@@ -37,6 +37,10 @@ def test_benchmark_runs_in_a_tiny_configuration():
     consumed = max(r["images_per_s"] for r in result["rows"] if r["name"].startswith("train") and "fp32" in r["name"])
     assert result["pipeline_to_training_ratio"] == pytest.approx(result["pipeline_images_per_s"] / consumed, rel=1e-6)
     assert 100 < result["peak_rss_mb_inference_513"] < 4000
+    assert result["collection_to_bare_ratio"] == pytest.approx(
+        result["collection_images_per_s"] / result["bare_forward_images_per_s"], rel=1e-6)
+    assert result["large_photo"] == "800x600 --max_size 256" and 100 < result["peak_rss_mb_large_photo"] < 4000
+    assert {"saved_model_s", "tflite_none_s", "tflite_dynamic_s"} <= set(result)
 
 
 def test_conv_flops_match_the_published_count():

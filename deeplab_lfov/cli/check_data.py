@@ -26,7 +26,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from ..checks import check_data_dir, check_entries, default_report_path, report_problems
     from ..errors import DeepLabError
     from ..image_reader import read_list
-    entries = read_list(config.data_dir, config.data_list)
+    entries = read_list(config.data_dir, config.data_list, config.label_dir)
     check_data_dir(config.data_dir, entries)
     started = time.time()
 

@@ -33,7 +33,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from ..weights import build_model, load_weights
 
     DenseCRF()  # fail at once without the CRF package
-    entries = read_list(config.data_dir, config.data_list)[:config.num_images]
+    entries = read_list(config.data_dir, config.data_list, config.label_dir)[:config.num_images]
     check_data_dir(config.data_dir, entries)
     predictor = Predictor(build_model(load_weights(config.restore_from), config.num_classes,
                                       source=config.restore_from))

@@ -36,7 +36,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     if config.save_dir:
         check_writable(config.save_dir, "--save_dir")
-    listed = read_list(config.data_dir, config.data_list)
+    listed = read_list(config.data_dir, config.data_list, config.label_dir)
     entries = listed[:config.num_steps]
     if len(entries) < len(listed):
         log(f"Evaluating the first {len(entries):,} of the {len(listed):,} entries of {config.data_list} "
