@@ -207,7 +207,7 @@ def segment(predictor, items: Sequence[Item], save_dir: str, *, outputs: Sequenc
             for start, block in upsample_rows(probs, height, width):
                 labels[start:start + len(block)] = np.argmax(block, axis=-1)
         if "mask" in paths:
-            save_mask(paths["mask"], labels)
+            save_mask(paths["mask"], labels, colors)
         if "overlay" in paths:
             save_png(paths["overlay"], Image.fromarray(overlay(rgb, labels, names, colors)))
         if "probs" in paths:

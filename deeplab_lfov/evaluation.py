@@ -22,9 +22,12 @@ from .crf import CRFParams, crf_labels, init_worker
 from .image_reader import Entry, load_pair
 from .metrics import confusion_matrix, scores
 from .predict import Predictor
+from .progress import Progress
 from .settings import IGNORE_LABEL
 
-__all__ = ["evaluate"]
+__all__ = ["evaluate", "evaluate_predictions", "prediction_path"]
+
+
 
 def _mask_name(entry: Entry) -> str:
     return os.path.splitext(os.path.basename(entry.image))[0] + ".png"
@@ -32,7 +35,7 @@ def _mask_name(entry: Entry) -> str:
 
 def evaluate(predictor: Predictor, entries: Sequence[Entry], *, num_classes: int, ignore_label: int = IGNORE_LABEL,
              save_dir: Optional[str] = None, crf_params: Optional[CRFParams] = None, workers: int = 1,
-             log: Callable[[str], None] = print) -> Dict[str, np.ndarray]:
+             log: Callable[[str], None] = print, colors: Optional[np.ndarray] = None) -> Dict[str, np.ndarray]:
     """Confusion matrices over ``entries``: ``{"plain": ..., "crf": ...}`` (crf only with ``crf_params``).
 
     ``save_dir`` receives each prediction as a VOC palette PNG named after the image (after the
@@ -53,7 +56,7 @@ def evaluate(predictor: Predictor, entries: Sequence[Entry], *, num_classes: int
         crf_pred = future_or_labels.result() if pool else future_or_labels
         confusion["crf"] += confusion_matrix(label, crf_pred, num_classes, ignore_label)
         if save_dir:
-            save_mask(os.path.join(save_dir, _mask_name(entry)), crf_pred)
+            save_mask(os.path.join(save_dir, _mask_name(entry)), crf_pred, colors)
 
     started = time.time()
     try:
@@ -64,7 +67,7 @@ def evaluate(predictor: Predictor, entries: Sequence[Entry], *, num_classes: int
             confusion["plain"] += confusion_matrix(label, pred, num_classes, ignore_label)
             if crf_params is None:
                 if save_dir:
-                    save_mask(os.path.join(save_dir, _mask_name(entry)), pred)
+                    save_mask(os.path.join(save_dir, _mask_name(entry)), pred, colors)
             elif pool:
                 pending.append((entry, label, pool.submit(crf_labels, rgb, probs)))
                 while len(pending) > 2 * workers:
@@ -80,4 +83,45 @@ def evaluate(predictor: Predictor, entries: Sequence[Entry], *, num_classes: int
     finally:
         if pool:
             pool.shutdown(cancel_futures=True)
+    return confusion
+
+
+def prediction_path(pred_dir: str, entry: Entry) -> str:
+    """Where ``evaluate.py --pred_dir`` looks for an entry's prediction: ``PRED_DIR/<image name>.png``."""
+    return os.path.join(pred_dir, _mask_name(entry))
+
+
+def evaluate_predictions(entries: Sequence[Entry], pred_dir: str, *, num_classes: int,
+                         ignore_label: int = IGNORE_LABEL, log: Callable[[str], None] = print) -> np.ndarray:
+    """Confusion matrix (with an unlabelled column) of existing prediction PNGs against the labels.
+
+    Every missing, unreadable or wrongly sized prediction is reported with its list line, then the
+    run fails; predictions holding ``ignore_label`` (unsure pixels of pseudo labels) count as misses.
+    """
+    from .checks import Problem, report_problems
+    from .errors import DeepLabError
+    from .images import read_label
+    confusion = np.zeros((num_classes, num_classes + 1), np.int64)
+    problems = []
+    bar = Progress(len(entries), "scored")
+    for entry in entries:
+        path = prediction_path(pred_dir, entry)
+        try:
+            _, label = load_pair(entry, num_classes, ignore_label)
+            try:
+                pred = read_label(path)
+            except DeepLabError as e:
+                raise DeepLabError(f"{entry.where()}: {str(e).replace('label', 'prediction')}",
+                                   e.kind.replace("label", "prediction")) from None
+            if pred.shape != label.shape:
+                raise DeepLabError(f"{entry.where()}: {path}: prediction size {pred.shape[1]}x{pred.shape[0]} differs "
+                                   f"from label size {label.shape[1]}x{label.shape[0]}", "prediction size differs")
+            confusion += confusion_matrix(label, pred, num_classes, ignore_label, unlabelled_column=True)
+        except DeepLabError as e:
+            problems.append(Problem(entry, str(e), e.kind or "unusable"))
+        bar.update()
+    bar.close()
+    if problems:
+        phrase = report_problems(problems, log)
+        raise DeepLabError(f"{len(problems):,} of {len(entries):,} predictions in {pred_dir} are unusable ({phrase})")
     return confusion

@@ -72,6 +72,10 @@ def fraction(value) -> Optional[str]:
     return None if 0 <= value < 1 else "must be in [0, 1)"
 
 
+def required(value) -> Optional[str]:
+    return None if value else "is required"
+
+
 def label_value(value) -> Optional[str]:
     return None if 0 <= value <= 255 else "must be a label value 0..255"
 
@@ -377,11 +381,18 @@ class EvalConfig(DataSettings, WeightsSettings, TestTimeSettings, CRFSettings):
                                       "its image ('' = write none)", parse=str)
     workers: int = setting(0, "CRF worker processes (0 = one per CPU)", check=non_negative, group="dense CRF")
     skip_check: bool = setting(False, "skip the pre-flight check of the list")
+    pred_dir: Optional[str] = setting(None, "score the masks in this folder instead of running a model: index or "
+                                            "palette PNGs named after the images (pseudo labels, another program's "
+                                            "output); 255 counts as a miss", parse=str)
 
     def validate(self) -> None:
         super().validate()
-        if not self.weights:
-            raise DeepLabError("--restore_from is required: a checkpoint, a snapshot directory or a .caffemodel")
+        if self.pred_dir and (self.weights or self.crf):
+            raise DeepLabError("--pred_dir scores existing masks: it takes no --restore_from and no --crf "
+                               "(refine masks with util/crf_refine.py)")
+        if not self.weights and not self.pred_dir:
+            raise DeepLabError("--restore_from is required: a checkpoint, a snapshot directory or a .caffemodel "
+                               "(or --pred_dir to score existing masks)")
 
 
 def parse_names(text: str) -> Tuple[str, ...]:
@@ -482,15 +493,56 @@ class ExportConfig(TestTimeSettings, ClassesSettings):
 
 
 @dataclasses.dataclass
+class ConvertLabelsConfig(ClassesSettings):
+    """The arguments of ``util/convert_labels.py INPUT``."""
+
+    input: str = setting("", "a folder of label images (recursively), or a list file whose label column is read "
+                             "(paths appended to --data_dir)", positional=True)
+    output_dir: str = setting("", "where the index PNGs go (required)", check=required)
+    data_dir: str = setting("", "prefix of the paths of a list file")
+    binary: bool = setting(False, "0/255 or 0/1 masks -> background (0) / foreground (1)")
+    num_classes: Optional[int] = setting(None, "classes (default: the --classes file's count; 2 with --binary; "
+                                               "else 21)", parse=int, check=optional_positive)
+    ignore_label: int = setting(IGNORE_LABEL, "label value of unlabelled pixels", check=label_value)
+    workers: Optional[int] = setting(None, "parallel decoders (default: 2 x CPUs)", parse=int, check=optional_positive)
+
+    def __post_init__(self):
+        if self.num_classes is None:
+            self.num_classes = len(self.class_list) if self.classes else 2 if self.binary else NUM_CLASSES
+        super().__post_init__()
+
+
+@dataclasses.dataclass
+class CRFRefineConfig(CRFSettings, ClassesSettings):
+    """The arguments of ``util/crf_refine.py INPUT_DIR``."""
+
+    input_dir: str = setting("", "a folder of label PNGs (pseudo labels; 255 = unsure) or of probs/*.npy saved by "
+                                 "inference.py --outputs probs", positional=True)
+    image_dir: str = setting("", "the images, at the same relative paths (any image extension); required",
+                             check=required)
+    output_dir: str = setting("", "where the refined label PNGs go (required)", check=required)
+    gt_prob: float = setting(0.7, "confidence of a hard label in the unary (the rest is spread over the other "
+                                  "classes; 255 pixels are unconstrained)", check=lambda v: None if 0 < v < 1 else
+                             "must be in (0, 1)")
+    num_classes: Optional[int] = setting(None, f"classes (default: the --classes file's count, else {NUM_CLASSES})",
+                                         parse=int, check=optional_positive)
+    ignore_label: int = setting(IGNORE_LABEL, "label value of unsure pixels", check=label_value)
+    workers: int = setting(0, "CRF worker processes (0 = one per CPU)", check=non_negative)
+    skip_existing: bool = setting(False, "skip inputs whose output exists (resume)")
+
+    def __post_init__(self):
+        self.crf = True
+        if self.num_classes is None:
+            self.num_classes = len(self.class_list) if self.classes else NUM_CLASSES
+        super().__post_init__()
+
+
+@dataclasses.dataclass
 class CheckDataConfig(DataSettings):
     """The flags of ``util/check_data.py``."""
 
     workers: Optional[int] = setting(None, "parallel decoders (default: 2 x CPUs)", parse=int,
                                      check=optional_positive)
-
-
-def required(value) -> Optional[str]:
-    return None if value else "is required"
 
 
 @dataclasses.dataclass

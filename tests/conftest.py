@@ -59,7 +59,8 @@ def case_input(case) -> np.ndarray:
 SCRIPTS = {"train.py": "train", "evaluate.py": "evaluate", "inference.py": "infer",
            "util/extract_params.py": "extract_params", "util/check_data.py": "check_data",
            "util/crf_search.py": "crf_search", "util/prepare_voc.py": "prepare_voc",
-           "util/export_model.py": "export_model"}
+           "util/export_model.py": "export_model", "util/convert_labels.py": "convert_labels",
+           "util/crf_refine.py": "crf_refine"}
 
 
 def run_cli(relpath: str, argv, capsys):

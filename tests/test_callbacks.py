@@ -2,8 +2,10 @@
 
 import math
 import os
+import re
 
 import pytest
+import tensorflow as tf
 
 from conftest import make_dataset
 from deeplab_lfov.callbacks import Callback, StepState, run_loop
@@ -70,3 +72,39 @@ def test_run_loop_reads_the_loss_only_at_due_steps():
     state = run_loop(lambda batches: Loss(next(batches)), counter, StepState(step=0, num_steps=9), [recorder])
     assert state.step == 9 and reads == [4, 8]  # no host read between due steps
     assert recorder.events == [("begin", 0), ("step", 4), ("step", 8), ("end", 9)]
+
+
+def test_validation_logs_mean_iou_to_tensorboard_and_keeps_the_best(data):
+    import json
+
+    root, list_path = data
+    root = root / "val_run"
+    root.mkdir()
+    lines = []
+    config = TrainConfig(data_dir=str(data[0]), data_list=list_path, snapshot_dir=str(root / "snap"),
+                         save_dir=str(root / "img"), restore_from=None, input_size=(48, 48), batch_size=2,
+                         num_steps=6, width_multiplier=0.125, save_pred_every=100, print_every=100,
+                         learning_rate=3e-3, val_list=list_path, val_every=2, save_num_images=0)
+    train(config, log=lines.append)
+    logged = {int(s): float(m) for s, m in (re.match(r"validation at step (\d+): mean IoU ([0-9.]+)", line).groups()
+                                             for line in lines if line.startswith("validation"))}
+    assert sorted(logged) == [2, 4, 6]
+    best_step = max(logged, key=lambda s: (logged[s], -s))
+    best = json.loads((root / "snap" / "best" / "best.json").read_text())
+    assert best["step"] == best_step and best["mean_iou"] == pytest.approx(logged[best_step], abs=1e-4)
+    from deeplab_lfov.weights import load_weights
+    assert load_weights(str(root / "snap" / "best"))["fc8_voc12/b"].shape == (21,)
+    events = [e for e in os.listdir(root / "snap" / "logs")]
+    values = {}
+    for event in tf.compat.v1.train.summary_iterator(str(root / "snap" / "logs" / events[0])):
+        for value in event.summary.value:
+            if value.tag == "val/mean_iou":
+                values[event.step] = float(tf.make_ndarray(value.tensor))
+    assert values == pytest.approx(logged, abs=1e-4)
+    # Resuming keeps the best so far: the resumed run starts from it, and replaces it only if it does better.
+    train(TrainConfig(**{**config.as_record(), "input_size": (48, 48), "scale_range": (0.75, 1.25), "num_steps": 7,
+                         "learning_rate": 1e-9}), log=lines.append)
+    after = json.loads((root / "snap" / "best" / "best.json").read_text())
+    line = next(x for x in reversed(lines) if x.startswith("validation at step 7"))
+    assert after["mean_iou"] >= best["mean_iou"] and (after == best or after["step"] == 7)
+    assert f"at step {after['step']})" in line

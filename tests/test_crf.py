@@ -1,5 +1,6 @@
 """The dense CRF and the test-time protocol (flip, scales, 513 padding)."""
 
+import os
 import sys
 
 import numpy as np
@@ -142,3 +143,36 @@ def test_crf_search_prints_the_best_setting(tmp_path, capsys, model):
                                                     "--bi_rgb_std", "3", "--crf_iterations", "2"], capsys)
     assert code == 0, err
     assert len([l for l in out.splitlines() if l.startswith("bi_w ")]) == 2 and "Best: --bi_w " in out
+
+
+def test_crf_refine_a_folder_of_pseudo_labels_and_probabilities(tmp_path, capsys):
+    from PIL import Image
+    rgb, probs, truth = _two_regions()
+    (tmp_path / "images" / "sub").mkdir(parents=True)
+    (tmp_path / "pseudo" / "sub").mkdir(parents=True)
+    pseudo = probs.argmax(-1).astype(np.uint8)
+    pseudo[probs.max(-1) < 0.7] = 255  # unsure pixels
+    for name in ("a", "b", "sub/c"):
+        Image.fromarray(rgb).save(tmp_path / "images" / f"{name}.jpg", quality=98)
+        Image.fromarray(pseudo, mode="L").save(tmp_path / "pseudo" / f"{name}.png")
+    np.save(tmp_path / "pseudo" / "p.npy", probs.astype(np.float16))
+    Image.fromarray(rgb).save(tmp_path / "images" / "p.png")
+    (tmp_path / "images" / "b.jpg").write_bytes(b"\xff\xd8 broken")  # b's image is corrupt
+    args = ["util/crf_refine.py", [tmp_path / "pseudo", "--image_dir", tmp_path / "images", "--output_dir",
+                                   tmp_path / "out", "--num_classes", "2", "--workers", "2"]]
+    code, out, err = run_cli(args[0], args[1], capsys)
+    assert code == 2 and "b.jpg: cannot decode image" in err and "1 of 4 inputs failed" in err
+    assert "Refined 3 of 4" in out
+    for name in ("a", "sub/c", "p"):
+        refined = np.asarray(Image.open(tmp_path / "out" / f"{name}.png"))
+        assert refined.shape == truth.shape
+        assert np.mean(refined == truth) > np.mean(pseudo == truth) + 0.05  # the CRF filled and fixed pixels
+    assert not os.path.exists(tmp_path / "out" / "b.png")
+    code, out, err = run_cli(args[0], args[1] + ["--skip_existing"], capsys)
+    assert code == 2 and "Refined 0 of 4" in out and "3 skipped" in out  # only the broken one is tried again
+    (tmp_path / "images" / "b.jpg").unlink()
+    Image.fromarray(rgb).save(tmp_path / "images" / "b.jpg")
+    code, out, err = run_cli(args[0], args[1] + ["--skip_existing"], capsys)
+    assert code == 0 and "Refined 1 of 4" in out
+    code, out, err = run_cli(args[0], args[1] + ["--skip_existing"], capsys)
+    assert code == 0 and "Nothing to do" in out

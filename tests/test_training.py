@@ -155,3 +155,32 @@ def test_a_non_finite_step_is_not_applied_and_is_recorded():
     step((good, labels))  # after a bad step nothing more is applied until the run stops
     np.testing.assert_array_equal(model.fc6.w.numpy(), before)
     assert int(step.bad_step.numpy()) == 2 and int(opt.iterations.numpy()) == 1
+
+
+@pytest.mark.parametrize("kind", ["sgd", "adam"])
+def test_iter_size_2_of_batch_2_is_one_update_of_batch_4(kind):
+    from deeplab_lfov.model import DeepLabLargeFOV
+    from deeplab_lfov.training import TrainStep
+    rng = np.random.RandomState(5)
+    images = tf.constant(rng.uniform(-100, 100, size=(4, 41, 41, 3)), tf.float32)
+    labels = rng.randint(0, 21, size=(4, 41, 41)).astype(np.int32)
+    labels[0, 5:] = 255  # the two halves hold different numbers of valid pixels
+    labels = tf.constant(labels)
+    results = []
+    for iter_size, batches in ((1, [(images, labels)]), (2, [(images[:2], labels[:2]), (images[2:], labels[2:])])):
+        model = DeepLabLargeFOV(width_multiplier=0.125, seed=3, dropout_rate=0.0)
+        variables = model.named_variables()
+        opt = Optimizer(variables, kind, learning_rate_schedule("fixed", 1e-3, 10), weight_decay=5e-4,
+                        lr_mult=caffe_lr_multipliers(variables) if kind == "sgd" else None)
+        step = TrainStep(tf.distribute.get_strategy(), model, opt, 21, 255, iter_size=iter_size)
+        loss = float(step.run(iter(batches)))
+        results.append((loss, {k: v.numpy() for k, v in variables.items()}, int(opt.iterations)))
+    (loss4, weights4, it4), (loss2, weights2, it2) = results
+    assert it4 == it2 == 1 and loss2 == pytest.approx(loss4, rel=1e-5)
+    initial = DeepLabLargeFOV(width_multiplier=0.125, seed=3).named_variables()
+    for name in weights4:
+        assert not np.array_equal(weights4[name], initial[name].numpy())  # every variable was updated
+        difference = np.linalg.norm(weights2[name] - weights4[name]) / np.linalg.norm(weights4[name])
+        assert difference < 1e-5, (name, difference)
+        if kind == "sgd":  # element by element too; Adam's g / sqrt(g^2) amplifies float32 noise in near-zero g
+            np.testing.assert_allclose(weights2[name], weights4[name], rtol=1e-5, atol=1e-5 * np.abs(weights4[name]).max())

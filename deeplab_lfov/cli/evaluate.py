@@ -28,12 +28,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if crf_params:
         DenseCRF(crf_params)  # fails now, before any work, if the CRF package is missing
     from ..checks import check_writable, usable_entries
-    from ..colormap import VOC_CLASSES
-    from ..evaluation import evaluate
+    from ..evaluation import evaluate, evaluate_predictions
     from ..image_reader import read_list
     from ..metrics import format_report
     from ..predict import predictor_for
 
+    classes = config.class_list
+    names = classes.names_for(config.num_classes)
+    if config.pred_dir:
+        entries = read_list(config.data_dir, config.data_list, config.label_dir)[:config.num_steps]
+        if not os.path.isdir(config.pred_dir):
+            from ..errors import DeepLabError
+            raise DeepLabError(f"--pred_dir {config.pred_dir}: no such directory")
+        confusion = evaluate_predictions(entries, config.pred_dir, num_classes=config.num_classes,
+                                         ignore_label=config.ignore_label, log=log)
+        print(format_report(confusion, names, f"Per-class IoU (%) of {config.pred_dir} on {len(entries)} images:"))
+        return 0
     if config.save_dir:
         check_writable(config.save_dir, "--save_dir")
     listed = read_list(config.data_dir, config.data_list, config.label_dir)
@@ -46,8 +56,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     predictor = predictor_for(config, config.weights, config.num_classes)
     confusion = evaluate(predictor, entries, num_classes=config.num_classes, ignore_label=config.ignore_label,
                          save_dir=config.save_dir or None, crf_params=crf_params,
-                         workers=config.workers or os.cpu_count() or 1, log=log)
-    names = VOC_CLASSES if config.num_classes == len(VOC_CLASSES) else [str(i) for i in range(config.num_classes)]
+                         workers=config.workers or os.cpu_count() or 1, log=log, colors=classes.colors)
     if "crf" in confusion:
         print(format_report(confusion["plain"], names, "Without CRF:"))
         print(format_report(confusion["crf"], names, "With CRF:"))

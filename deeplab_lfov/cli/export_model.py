@@ -89,6 +89,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     raise DeepLabError(f"{name}: agrees with the evaluated model on only {100 * agreement:.3f}% of "
                                        f"pixels (needs {100 * need:g}%); nothing exported")
                 published.append((name, path))
+        if config.classes:  # the class names and colours travel with the model
+            with open(os.path.join(staged, "classes.txt"), "w") as f:
+                f.write(config.class_list.to_text())
+            published.append(("classes.txt", os.path.join(staged, "classes.txt")))
         for name, path in published:
             publish(path, os.path.join(config.output_dir, name))
     finally:

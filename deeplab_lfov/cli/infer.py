@@ -31,7 +31,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     crf = DenseCRF(crf_params) if crf_params else None  # fails now, before any work, if the package is missing
     from ..checks import check_writable, report_problems
     from ..collection import gather, output_paths, segment, shard
-    from ..colormap import VOC_CLASSES
     from ..errors import DeepLabError
     from ..predict import predictor_for
 
@@ -41,11 +40,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         items = shard(items, *parse_shard(config.shard))
     check_writable(config.save_dir, "--save_dir")
     predictor = predictor_for(config, config.model_weights, config.num_classes)
-    classes = predictor.model.num_classes
-    names = VOC_CLASSES if classes == len(VOC_CLASSES) else [str(i) for i in range(classes)]
+    classes = config.class_list
+    if config.classes and len(classes) != predictor.model.num_classes:
+        raise DeepLabError(f"--classes {config.classes} lists {len(classes)} classes; the model has "
+                           f"{predictor.model.num_classes}")
     summary = segment(predictor, items, config.save_dir, outputs=config.outputs, single=single,
                       batch_size=config.batch_size, skip_existing=config.skip_existing, max_size=config.max_size,
-                      crf=crf, names=names)
+                      crf=crf, names=classes.names_for(predictor.model.num_classes), colors=classes.colors)
     if single:
         if summary.problems:
             raise DeepLabError(summary.problems[0].message)
