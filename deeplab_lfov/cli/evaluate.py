@@ -35,8 +35,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     classes = config.class_list
     names = classes.names_for(config.num_classes)
+    listed = read_list(config.data_dir, config.data_list, config.label_dir)
+    entries = listed[:config.num_steps]
+    if len(entries) < len(listed):
+        log(f"Evaluating the first {len(entries):,} of the {len(listed):,} entries of {config.data_list} "
+            f"(--num_steps {config.num_steps}).")
     if config.pred_dir:
-        entries = read_list(config.data_dir, config.data_list, config.label_dir)[:config.num_steps]
         if not os.path.isdir(config.pred_dir):
             from ..errors import DeepLabError
             raise DeepLabError(f"--pred_dir {config.pred_dir}: no such directory")
@@ -46,11 +50,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     if config.save_dir:
         check_writable(config.save_dir, "--save_dir")
-    listed = read_list(config.data_dir, config.data_list, config.label_dir)
-    entries = listed[:config.num_steps]
-    if len(entries) < len(listed):
-        log(f"Evaluating the first {len(entries):,} of the {len(listed):,} entries of {config.data_list} "
-            f"(--num_steps {config.num_steps}).")
     entries = usable_entries(entries, config.data_dir, config.num_classes, config.ignore_label,
                              check=not config.skip_check, log=log, hint="fix them (or remove them from the list)")
     predictor = predictor_for(config, config.weights, config.num_classes)
