@@ -16,7 +16,9 @@ Everything is measured in one run, so the ratios compare like with like:
   * evaluation throughput (whole images, 500x375) with and without the dense CRF;
   * inference.py on a folder against the bare forward pass on the same images;
   * the exported SavedModel and TFLite files (fp32, dynamic-range int8), one image each;
-  * peak resident memory of inference.py on a 4000x3000 photo with --max_size 1024.
+  * peak resident memory of inference.py on a 4000x3000 photo with --max_size 1024;
+  * the dense CRF on a 500x375 image: the TensorFlow backend (on the GPU if there is one) against
+    pydensecrf in one process, and the TF CRF's peak memory.
 Achieved GFLOP/s count convolutions only (they are >99.9% of the work).
 """
 
@@ -202,6 +204,42 @@ def peak_memory_of_large_photo(root: str, width: float, hw, max_size: int) -> fl
     return int(out.stdout.strip().splitlines()[-1]) / 1024.0
 
 
+def bench_crf(repeats: int, hw=(375, 500), classes: int = 21) -> dict:
+    """The dense CRF on one image (DeepLab's 10 iterations): TensorFlow backend against pydensecrf in
+    one process, on a photo-like image with smooth probabilities; and the TF CRF's peak memory."""
+    from PIL import Image
+
+    from deeplab_lfov.crf import CRFParams, DenseCRF
+    from deeplab_lfov.crf_tf import TFDenseCRF
+    rng = np.random.RandomState(4)
+    base = rng.randint(0, 255, (hw[0] // 25, hw[1] // 25, 3)).astype(np.uint8)
+    rgb = np.asarray(Image.fromarray(base).resize((hw[1], hw[0]), Image.BILINEAR))
+    probs = rng.dirichlet(np.ones(classes) * 0.3, size=(hw[0] // 8 + 1, hw[1] // 8 + 1)).astype(np.float32)
+    probs = tf.image.resize(probs[None], hw).numpy()[0]
+    probs /= probs.sum(-1, keepdims=True)
+    tf_crf = TFDenseCRF(CRFParams())
+    out = {"crf_image": f"{hw[1]}x{hw[0]}, {classes} classes, 10 iterations",
+           "crf_tf_s": float(np.median(timed(lambda: tf_crf(rgb, probs), repeats)))}
+    try:
+        reference = DenseCRF(CRFParams())
+        out["crf_pydensecrf_s"] = float(np.median(timed(lambda: reference(rgb, probs), repeats)))
+        out["crf_tf_to_pydensecrf_ratio"] = out["crf_tf_s"] / out["crf_pydensecrf_s"]
+    except Exception as e:  # the reference package is optional
+        out["crf_pydensecrf_s"] = None
+        out["crf_note"] = str(e)
+    code = ("import numpy as np\n"
+            "from deeplab_lfov.crf_tf import TFDenseCRF\n"
+            f"rng = np.random.RandomState(0); h, w, c = {hw[0]}, {hw[1]}, {classes}\n"
+            "rgb = rng.randint(0, 255, (h, w, 3)).astype(np.uint8)\n"
+            "p = rng.dirichlet(np.ones(c), size=(h, w)).astype(np.float32)\n"
+            "TFDenseCRF()(rgb, p)\n"
+            "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    out["crf_tf_peak_rss_mb"] = int(proc.stdout.strip().splitlines()[-1]) / 1024.0
+    return out
+
+
 def peak_memory_of_inference(size: int, width: float) -> float:
     """Peak RSS (MB) of a fresh process that builds the net and runs one inference.
 
@@ -277,6 +315,7 @@ def main(argv=None) -> int:
         results["large_photo"] = f"{large[1]}x{large[0]} --max_size {256 if args.tiny else 1024}"
         results["peak_rss_mb_large_photo"] = peak_memory_of_large_photo(root, width, large, 256 if args.tiny else 1024)
     results["peak_rss_mb_inference_513"] = peak_memory_of_inference(sizes[1], width)
+    results.update(bench_crf(repeats, (48, 64) if args.tiny else (375, 500)))
 
     if args.json:
         print(json.dumps(results, indent=1))
@@ -299,6 +338,10 @@ def main(argv=None) -> int:
     print(f"exported, one {sizes[0]}x{sizes[0]} image: SavedModel {results['saved_model_s']:.3f} s, TFLite fp32 "
           f"{results['tflite_none_s']:.3f} s, TFLite dynamic-range int8 {results['tflite_dynamic_s']:.3f} s")
     print(f"peak RSS of inference.py on a {results['large_photo']} photo: {results['peak_rss_mb_large_photo']:.0f} MB")
+    reference = (f"pydensecrf {results['crf_pydensecrf_s']:.3f} s, ratio {results['crf_tf_to_pydensecrf_ratio']:.2f}"
+                 if results["crf_pydensecrf_s"] else f"pydensecrf not measured ({results.get('crf_note')})")
+    print(f"dense CRF ({results['crf_image']}): TensorFlow {results['crf_tf_s']:.3f} s ({results['device']}), "
+          f"{reference}; TF CRF process peak RSS {results['crf_tf_peak_rss_mb']:.0f} MB")
     return 0
 
 

@@ -6,8 +6,10 @@ kernel on position.  Defaults are DeepLab-LargeFOV's published settings, with De
 parameter names: ``bi_w=4, bi_xy_std=121, bi_rgb_std=5, pos_w=3, pos_xy_std=3`` and 10
 mean-field iterations.
 
-The inference itself comes from the optional package ``pydensecrf2`` (imported as
-``pydensecrf``); nothing else in this project needs it.
+Two backends compute it: ``tf`` (the default, ``crf_tf``: TensorFlow operations only, on any
+device, inside exported models) and ``pydensecrf`` (the optional compiled package ``pydensecrf2``,
+imported as ``pydensecrf``, kept as the reference).  ``make_crf`` picks one.  This module imports
+no TensorFlow, so CRF worker processes of the ``pydensecrf`` backend start in a fraction of a second.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import numpy as np
 
 from .errors import DeepLabError
 
-__all__ = ["CRFParams", "DenseCRF", "CRF_PACKAGE", "init_worker", "crf_labels"]
+__all__ = ["CRFParams", "DenseCRF", "CRF_PACKAGE", "CRF_BACKENDS", "make_crf", "init_worker", "crf_labels"]
 
 CRF_PACKAGE = "pydensecrf2"
+CRF_BACKENDS = ("tf", "pydensecrf")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,8 +43,8 @@ def _import_backend():
     try:
         import pydensecrf.densecrf as densecrf
     except ImportError:
-        raise DeepLabError(f"--crf needs the package {CRF_PACKAGE}, which is not installed: "
-                           f"pip install {CRF_PACKAGE}") from None
+        raise DeepLabError(f"--crf_backend pydensecrf needs the package {CRF_PACKAGE}, which is not installed: "
+                           f"pip install {CRF_PACKAGE} (or use --crf_backend tf, the default)") from None
     return densecrf
 
 
@@ -71,15 +74,25 @@ class DenseCRF:
         return q / np.maximum(q.sum(axis=-1, keepdims=True), 1e-12)
 
 
-# Worker-process side of parallel evaluation: this module imports no TensorFlow, so spawned CRF
-# workers start in a fraction of a second and stay small.
-_worker_crf: Optional[DenseCRF] = None
+def make_crf(params: Optional[CRFParams] = None, backend: str = "tf"):
+    """The CRF of ``--crf_backend``: a callable (rgb (H, W, 3) uint8, probs (H, W, C)) -> probs."""
+    params = params or CRFParams()
+    if backend == "tf":
+        from .crf_tf import TFDenseCRF
+        return TFDenseCRF(params)
+    if backend == "pydensecrf":
+        return DenseCRF(params)
+    raise DeepLabError(f"--crf_backend: unknown backend {backend!r} ({', '.join(CRF_BACKENDS)})")
 
 
-def init_worker(params: CRFParams) -> None:
-    """Process-pool initializer: build the CRF once per worker."""
+# Worker-process side of parallel evaluation (the pydensecrf backend runs one image per process).
+_worker_crf = None
+
+
+def init_worker(params: CRFParams, backend: str = "pydensecrf") -> None:
+    """Process-pool initializer (and the in-process CRF): build the CRF once."""
     global _worker_crf
-    _worker_crf = DenseCRF(params)
+    _worker_crf = make_crf(params, backend)
 
 
 def crf_labels(rgb: np.ndarray, probs: np.ndarray) -> np.ndarray:

@@ -35,7 +35,8 @@ def _mask_name(entry: Entry) -> str:
 
 def evaluate(predictor: Predictor, entries: Sequence[Entry], *, num_classes: int, ignore_label: int = IGNORE_LABEL,
              save_dir: Optional[str] = None, crf_params: Optional[CRFParams] = None, workers: int = 1,
-             log: Callable[[str], None] = print, colors: Optional[np.ndarray] = None) -> Dict[str, np.ndarray]:
+             log: Callable[[str], None] = print, colors: Optional[np.ndarray] = None,
+             crf_backend: str = "tf") -> Dict[str, np.ndarray]:
     """Confusion matrices over ``entries``: ``{"plain": ..., "crf": ...}`` (crf only with ``crf_params``).
 
     ``save_dir`` receives each prediction as a VOC palette PNG named after the image (after the
@@ -45,11 +46,11 @@ def evaluate(predictor: Predictor, entries: Sequence[Entry], *, num_classes: int
     pool = None
     if crf_params is not None:
         confusion["crf"] = np.zeros_like(confusion["plain"])
-        init_worker(crf_params)  # the in-process CRF; fails here, once, if the package is missing
-        if workers > 1:
+        init_worker(crf_params, crf_backend)  # the in-process CRF; fails here, once, if the package is missing
+        if workers > 1 and crf_backend == "pydensecrf":  # the TF CRF uses every core by itself
             pool = concurrent.futures.ProcessPoolExecutor(
                 workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=init_worker, initargs=(crf_params,))
+                initializer=init_worker, initargs=(crf_params, crf_backend))
     pending: deque = deque()
 
     def finish(entry, label, future_or_labels):

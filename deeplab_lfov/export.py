@@ -26,13 +26,15 @@ import numpy as np
 from PIL import Image
 
 from ._tf import tf
+from .crf import CRFParams
+from .crf_tf import dense_crf
 from .errors import DeepLabError
 from .images import IMG_MEAN
 from .model import DeepLabLargeFOV
 from .predict import Predictor, preprocess_tensor, test_time_probabilities
 from .settings import TFLITE_QUANTIZATIONS as QUANTIZATIONS
 
-__all__ = ["QUANTIZATIONS", "MIN_AGREEMENT", "ServingModule", "save_saved_model", "convert_tflite",
+__all__ = ["QUANTIZATIONS", "MIN_AGREEMENT", "ServingModule", "save_saved_model", "convert_tflite", "reference_labels",
            "TFLiteSegmenter", "saved_model_agreement", "tflite_agreement", "tflite_name"]
 
 # Least share of pixels whose label must equal the in-process predictor's, per artifact.
@@ -43,14 +45,19 @@ class ServingModule(tf.Module):
     """The model with preprocessing and the test-time protocol, as two serving signatures."""
 
     def __init__(self, model: DeepLabLargeFOV, scales: Sequence[float] = (1.0,), flip: bool = False,
-                 pad_to: Optional[int] = None):
+                 pad_to: Optional[int] = None, crf: Optional[CRFParams] = None):
         super().__init__(name="deeplab_lfov_serving")
         self.model = model
         self.scales, self.flip, self.pad_to = tuple(float(s) for s in scales), bool(flip), pad_to
+        self.crf = crf
 
     def _probabilities(self, rgb: tf.Tensor) -> tf.Tensor:
-        return test_time_probabilities(self.model, preprocess_tensor(rgb), scales=self.scales, flip=self.flip,
-                                       pad_to=self.pad_to)
+        probs = test_time_probabilities(self.model, preprocess_tensor(rgb), scales=self.scales, flip=self.flip,
+                                        pad_to=self.pad_to)
+        if self.crf is not None:  # the TensorFlow dense CRF, image by image
+            probs = tf.map_fn(lambda pair: dense_crf(pair[0], pair[1], self.crf), (rgb, probs),
+                              fn_output_signature=tf.float32)
+        return probs
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
     def serve(self, images: tf.Tensor) -> Dict[str, tf.Tensor]:
@@ -153,14 +160,22 @@ def _agreement(pairs: Iterable) -> float:
     return same / max(total, 1)
 
 
-def saved_model_agreement(path: str, predictor: Predictor, images: Sequence[np.ndarray]) -> Dict[str, float]:
-    """Agreement of a loaded SavedModel's labels with ``predictor``'s, through both signatures.
+def reference_labels(predictor: Predictor, images: Sequence[np.ndarray], crf: Optional[CRFParams] = None):
+    """The in-process labels of ``images``: the predictor's, refined by the TensorFlow CRF if given."""
+    if crf is None:
+        return [predictor.labels(rgb) for rgb in images]
+    from .crf_tf import TFDenseCRF
+    refine = TFDenseCRF(crf)
+    return [refine(rgb, predictor.probabilities(rgb)).argmax(-1) for rgb in images]
+
+
+def saved_model_agreement(path: str, references: Sequence[np.ndarray], images: Sequence[np.ndarray]) -> Dict[str, float]:
+    """Agreement of a loaded SavedModel's labels with the in-process ``references``, through both signatures.
 
     ``segment_encoded`` is sent lossless PNG bytes of the same pixels (JPEG decoders differ slightly).
     """
     loaded = tf.saved_model.load(path)
     serve, encoded = loaded.signatures["serving_default"], loaded.signatures["segment_encoded"]
-    references = [predictor.labels(rgb) for rgb in images]
     direct = [serve(images=tf.constant(rgb[None]))["labels"].numpy()[0] for rgb in images]
     pngs = [tf.io.encode_png(tf.constant(rgb)).numpy() for rgb in images]
     decoded = [tf.io.decode_png(encoded(image_bytes=tf.constant([png]))["labels_png_bytes"][0]).numpy()[..., 0]

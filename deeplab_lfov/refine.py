@@ -15,7 +15,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from .collection import IMAGE_EXTENSIONS
-from .crf import CRFParams, DenseCRF
+from .crf import CRFParams, make_crf
 from .errors import DeepLabError
 from .images import read_image, read_label
 
@@ -53,14 +53,14 @@ def refine_sources(input_dir: str, image_dir: str, output_dir: str) -> List[Tupl
     return sorted(out)
 
 
-_worker: Optional[Tuple[DenseCRF, int, float, int, Optional[np.ndarray]]] = None
+_worker: Optional[tuple] = None
 
 
 def init_worker(params: CRFParams, num_classes: int, gt_prob: float, ignore_label: int,
-                colors: Optional[np.ndarray]) -> None:
-    """Process-pool initializer: the CRF and the settings, once per worker."""
+                colors: Optional[np.ndarray], backend: str = "pydensecrf") -> None:
+    """Process-pool initializer (and the in-process set-up): the CRF and the settings, once."""
     global _worker
-    _worker = (DenseCRF(params), num_classes, gt_prob, ignore_label, colors)
+    _worker = (make_crf(params, backend), num_classes, gt_prob, ignore_label, colors)
 
 
 def refine_one(source: Tuple[str, Optional[str], str]) -> Optional[Tuple[str, str]]:
@@ -102,20 +102,22 @@ def refine_one(source: Tuple[str, Optional[str], str]) -> Optional[Tuple[str, st
 
 
 def refine_all(sources: Sequence[Tuple[str, Optional[str], str]], params: CRFParams, num_classes: int,
-               gt_prob: float, ignore_label: int, colors: Optional[np.ndarray], workers: int):
-    """Refine every source in ``workers`` processes (1: in this one); returns the problems."""
+               gt_prob: float, ignore_label: int, colors: Optional[np.ndarray], workers: int, backend: str = "tf"):
+    """Refine every source; the pydensecrf backend in ``workers`` processes, the TF one in this process
+    (it uses every core by itself).  Returns the problems."""
     import concurrent.futures
     import multiprocessing
 
     from .checks import Problem
     from .progress import Progress
-    init_worker(params, num_classes, gt_prob, ignore_label, colors)  # fails here, once, without the CRF package
+    init_worker(params, num_classes, gt_prob, ignore_label, colors, backend)  # fails here without the package
     bar = Progress(len(sources), "refined")
     problems = []
-    if workers > 1:
+    if workers > 1 and backend == "pydensecrf":
         pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                                       initializer=init_worker,
-                                                      initargs=(params, num_classes, gt_prob, ignore_label, colors))
+                                                      initargs=(params, num_classes, gt_prob, ignore_label, colors,
+                                                                backend))
         results = pool.map(refine_one, sources, chunksize=4)
     else:
         pool, results = None, map(refine_one, sources)

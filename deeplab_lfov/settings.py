@@ -277,6 +277,18 @@ class CRFSettings(Settings):
     pos_w: float = setting(3.0, "Gaussian kernel weight", check=non_negative, group="dense CRF")
     pos_xy_std: float = setting(3.0, "Gaussian position std (pixels)", check=positive, group="dense CRF")
     crf_iterations: int = setting(10, "mean-field iterations", check=positive, group="dense CRF")
+    crf_backend: str = setting("tf", "tf (TensorFlow operations: any device, no extra package, inside exported "
+                                     "models) or pydensecrf (the optional compiled reference, pip install "
+                                     "pydensecrf2)", choices=("tf", "pydensecrf"), group="dense CRF")
+
+    def make_crf(self):
+        """The CRF the flags ask for (``crf.make_crf``), or None without ``--crf``; fails at once if the
+        backend's package is missing."""
+        params = self.crf_params()
+        if params is None:
+            return None
+        from .crf import make_crf
+        return make_crf(params, self.crf_backend)
 
     def crf_params(self):
         """The ``crf.CRFParams`` of these flags, or None without ``--crf``."""
@@ -468,7 +480,7 @@ class InferConfig(TestTimeSettings, CRFSettings, ClassesSettings):
 
 
 @dataclasses.dataclass
-class ExportConfig(TestTimeSettings, ClassesSettings):
+class ExportConfig(TestTimeSettings, CRFSettings, ClassesSettings):
     """The arguments of ``util/export_model.py MODEL_WEIGHTS``."""
 
     model_weights: str = setting("", "checkpoint, checkpoint directory, .caffemodel or classic pickle",
@@ -562,6 +574,8 @@ class CRFSearchConfig(DataSettings):
     pos_w: float = setting(3.0, "Gaussian kernel weight (fixed)", check=non_negative, group="grid")
     pos_xy_std: float = setting(3.0, "Gaussian xy std (fixed)", check=positive, group="grid")
     crf_iterations: int = setting(10, "mean-field iterations", check=positive, group="grid")
+    crf_backend: str = setting("tf", "tf or pydensecrf (see evaluate.py --help)", choices=("tf", "pydensecrf"),
+                               group="grid")
 
 
 @dataclasses.dataclass

@@ -85,7 +85,7 @@ def test_every_crf_flag_reaches_the_library():
 def test_evaluate_crf_without_the_package_is_one_line(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "pydensecrf", None)
     monkeypatch.setitem(sys.modules, "pydensecrf.densecrf", None)
-    code, _, err = run_cli("evaluate.py", ["--crf", "--restore_from", tmp_path], capsys)
+    code, _, err = run_cli("evaluate.py", ["--crf", "--crf_backend", "pydensecrf", "--restore_from", tmp_path], capsys)
     assert_one_line_error(code, err, "pydensecrf2", "pip install")
 
 

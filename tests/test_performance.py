@@ -41,6 +41,8 @@ def test_benchmark_runs_in_a_tiny_configuration():
         result["collection_images_per_s"] / result["bare_forward_images_per_s"], rel=1e-6)
     assert result["large_photo"] == "800x600 --max_size 256" and 100 < result["peak_rss_mb_large_photo"] < 4000
     assert {"saved_model_s", "tflite_none_s", "tflite_dynamic_s"} <= set(result)
+    assert result["crf_tf_to_pydensecrf_ratio"] == pytest.approx(result["crf_tf_s"] / result["crf_pydensecrf_s"])
+    assert 100 < result["crf_tf_peak_rss_mb"] < 4000
 
 
 def test_conv_flops_match_the_published_count():

@@ -38,7 +38,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     check_writable(config.output_dir, "--output_dir")
     started = time.time()
     problems = refine_all(todo, config.crf_params(), config.num_classes, config.gt_prob, config.ignore_label,
-                          config.class_list.colors, config.workers or os.cpu_count() or 1)
+                          config.class_list.colors, config.workers or os.cpu_count() or 1, config.crf_backend)
     seconds = time.time() - started
     done = len(todo) - len(problems)
     log(f"Refined {done:,} of {len(sources):,} in {seconds:.1f} s ({done / max(seconds, 1e-9):.2f}/s); "

@@ -26,13 +26,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import numpy as np
 
     from ..checks import check_data_dir
-    from ..crf import CRFParams, DenseCRF
+    from ..crf import CRFParams, make_crf
     from ..image_reader import load_pair, read_list
     from ..metrics import confusion_matrix, scores
     from ..predict import Predictor
     from ..weights import build_model, load_weights
 
-    DenseCRF()  # fail at once without the CRF package
+    make_crf(CRFParams(), config.crf_backend)  # fail at once without the backend's package
     entries = read_list(config.data_dir, config.data_list, config.label_dir)[:config.num_images]
     check_data_dir(config.data_dir, entries)
     predictor = Predictor(build_model(load_weights(config.restore_from), config.num_classes,
@@ -48,8 +48,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     log(f"Without CRF: mean IoU {scores(plain)['mean_iou']:.4f} on {len(entries)} images")
     best = None
     for bi_w, bi_xy, bi_rgb in itertools.product(config.bi_w, config.bi_xy_std, config.bi_rgb_std):
-        crf = DenseCRF(CRFParams(bi_w=bi_w, bi_xy_std=bi_xy, bi_rgb_std=bi_rgb, pos_w=config.pos_w,
-                                 pos_xy_std=config.pos_xy_std, iterations=config.crf_iterations))
+        crf = make_crf(CRFParams(bi_w=bi_w, bi_xy_std=bi_xy, bi_rgb_std=bi_rgb, pos_w=config.pos_w,
+                                 pos_xy_std=config.pos_xy_std, iterations=config.crf_iterations), config.crf_backend)
         confusion = np.zeros_like(plain)
         for rgb, probs, label in cached:
             confusion += confusion_matrix(label, crf(rgb, probs.astype(np.float32)).argmax(-1), n, ignore)

@@ -23,10 +23,9 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     config = EvalConfig.from_args(get_args_parser().parse_args(argv))
-    from ..crf import DenseCRF
     crf_params = config.crf_params()
-    if crf_params:
-        DenseCRF(crf_params)  # fails now, before any work, if the CRF package is missing
+    if crf_params and config.crf_backend == "pydensecrf":
+        config.make_crf()  # fails now, before any work, if the CRF package is missing
     from ..checks import check_writable, usable_entries
     from ..evaluation import evaluate, evaluate_predictions
     from ..image_reader import read_list
@@ -55,7 +54,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     predictor = predictor_for(config, config.weights, config.num_classes)
     confusion = evaluate(predictor, entries, num_classes=config.num_classes, ignore_label=config.ignore_label,
                          save_dir=config.save_dir or None, crf_params=crf_params,
-                         workers=config.workers or os.cpu_count() or 1, log=log, colors=classes.colors)
+                         workers=config.workers or os.cpu_count() or 1, log=log, colors=classes.colors,
+                         crf_backend=config.crf_backend)
     if "crf" in confusion:
         print(format_report(confusion["plain"], names, "Without CRF:"))
         print(format_report(confusion["crf"], names, "With CRF:"))

@@ -37,6 +37,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         check_images,
         convert_tflite,
         publish,
+        reference_labels,
         save_saved_model,
         saved_model_agreement,
         staging_dir,
@@ -57,9 +58,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if "saved_model" in config.formats:
             started = time.time()
-            module = ServingModule(predictor.model, config.scales, config.flip, config.pad_to)
+            crf = config.crf_params()
+            module = ServingModule(predictor.model, config.scales, config.flip, config.pad_to, crf)
             path = save_saved_model(module, os.path.join(staged, "saved_model"))
-            agreement = saved_model_agreement(path, predictor, images)
+            agreement = saved_model_agreement(path, reference_labels(predictor, images, crf), images)
             need = MIN_AGREEMENT["saved_model"] if strict else 0.995
             log(f"saved_model: serving_default {100 * agreement['serving_default']:.3f}%, segment_encoded "
                 f"{100 * agreement['segment_encoded']:.3f}% of pixels as evaluated (need {100 * need:g}%; "
@@ -74,6 +76,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                                                         predictor.model.convs.items()})
             for name, var in fp32.named_variables().items():
                 var.assign(predictor.model.named_variables()[name])
+            if config.crf:
+                log("TFLite files hold no CRF: TFLite lacks the lattice's operations (Unique, sparse products); "
+                    "run crf_tf.dense_crf or pydensecrf on their probabilities")
             module = ServingModule(fp32, config.scales, config.flip)
             for quantization in config.tflite_quantize:
                 started = time.time()

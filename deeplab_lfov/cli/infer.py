@@ -26,9 +26,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     config = InferConfig.from_args(get_args_parser().parse_args(argv))
-    from ..crf import DenseCRF
-    crf_params = config.crf_params()
-    crf = DenseCRF(crf_params) if crf_params else None  # fails now, before any work, if the package is missing
+    crf = config.make_crf()  # fails now, before any work, if the backend's package is missing
     from ..checks import check_writable, report_problems
     from ..collection import gather, output_paths, segment, shard
     from ..errors import DeepLabError
