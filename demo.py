@@ -31,8 +31,7 @@ def main(argv=None) -> int:
         write_sample_dataset(SAMPLE)
 
     from deeplab_lfov.colormap import VOC_CLASSES, save_mask
-    from deeplab_lfov.crf import CRFParams, DenseCRF
-    from deeplab_lfov.errors import DeepLabError
+    from deeplab_lfov.crf import CRFParams
     from deeplab_lfov.evaluation import evaluate
     from deeplab_lfov.image_reader import read_list
     from deeplab_lfov.images import read_image
@@ -47,7 +46,8 @@ def main(argv=None) -> int:
     figures = os.path.join(args.out, "images")
     print(f"== 1/3 Training a quarter-width DeepLab-LargeFOV for {args.num_steps} steps on {SAMPLE}")
     config = TrainConfig(data_dir=SAMPLE, data_list=os.path.join(SAMPLE, "train.txt"), snapshot_dir=snapshots,
-                         save_dir=figures, restore_from=None, input_size=(96, 96), batch_size=8, num_steps=args.num_steps,
+                         save_dir=figures, restore_from=None, input_size=(96, 96), batch_size=8,
+                         num_steps=args.num_steps,
                          learning_rate=1e-3, width_multiplier=0.25, save_pred_every=100, print_every=50,
                          random_seed=1)
     step = train(config, log=lambda line: print(line, flush=True))
@@ -55,12 +55,7 @@ def main(argv=None) -> int:
     print("== 2/3 Evaluating on the sample validation list")
     model = build_model(load_weights(snapshots))
     entries = read_list(SAMPLE, os.path.join(SAMPLE, "val.txt"))
-    try:
-        DenseCRF()
-        crf = CRFParams()
-    except DeepLabError as e:
-        print(f"(no CRF: {e})")
-        crf = None
+    crf = CRFParams()  # DeepLab's CRF, in TensorFlow (no extra package)
     masks = os.path.join(args.out, "masks")
     confusion = evaluate(Predictor(model), entries, num_classes=21, save_dir=masks, crf_params=crf,
                          workers=1, log=lambda line: None)
@@ -69,7 +64,7 @@ def main(argv=None) -> int:
     print(format_report(confusion["plain"][present][:, present], [names[i] for i in present],
                         "Per-class IoU (%), classes present:"))
     plain = scores(confusion["plain"])["mean_iou"]
-    with_crf = scores(confusion["crf"])["mean_iou"] if crf else None
+    with_crf = scores(confusion["crf"])["mean_iou"]
 
     print("== 3/3 Inference on one image")
     image = entries[0].image
@@ -82,7 +77,7 @@ def main(argv=None) -> int:
     print(f"  validation masks:     {masks}/")
     print(f"  inference mask:       {mask} (of {image})")
     print(f"  mean IoU on the sample val list: {plain:.4f}" +
-          (f" ({with_crf:.4f} with CRF)" if with_crf is not None else ""))
+          f" ({with_crf:.4f} with the CRF)")
     return 0
 
 
