@@ -227,15 +227,16 @@ def bench_crf(repeats: int, hw=(375, 500), classes: int = 21) -> dict:
     except Exception as e:  # the reference package is optional
         out["crf_pydensecrf_s"] = None
         out["crf_note"] = str(e)
-    code = ("import numpy as np\n"
-            "from deeplab_lfov.crf_tf import TFDenseCRF\n"
-            f"rng = np.random.RandomState(0); h, w, c = {hw[0]}, {hw[1]}, {classes}\n"
-            "rgb = rng.randint(0, 255, (h, w, 3)).astype(np.uint8)\n"
-            "p = rng.dirichlet(np.ones(c), size=(h, w)).astype(np.float32)\n"
-            "TFDenseCRF()(rgb, p)\n"
-            "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])\n")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    with tempfile.TemporaryDirectory() as scratch:  # the same image and probabilities, in a fresh process
+        np.save(os.path.join(scratch, "rgb.npy"), rgb)
+        np.save(os.path.join(scratch, "probs.npy"), probs)
+        code = ("import numpy as np\n"
+                "from deeplab_lfov.crf_tf import TFDenseCRF\n"
+                f"TFDenseCRF()(np.load({os.path.join(scratch, 'rgb.npy')!r}), "
+                f"np.load({os.path.join(scratch, 'probs.npy')!r}))\n"
+                "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])\n")
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     out["crf_tf_peak_rss_mb"] = int(proc.stdout.strip().splitlines()[-1]) / 1024.0
     return out
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import os
+import sys
 import tempfile
 from typing import Callable, List, NamedTuple, Optional, Sequence
 
@@ -20,7 +21,7 @@ from .image_reader import Entry, load_pair
 from .settings import VOC_HINT
 
 __all__ = ["Problem", "MAX_SHOWN", "check_writable", "check_data_dir", "check_entry", "check_entries",
-           "report_problems", "usable_entries", "write_text_atomic"]
+           "report_problems", "raise_for_problems", "usable_entries", "write_text_atomic"]
 
 MAX_SHOWN = 20  # problems printed one per line before the rest are only counted
 
@@ -121,6 +122,16 @@ def report_problems(problems: Sequence[Problem], log: Callable[[str], None], *, 
             where = f"the full list could not be written to {path} ({e.strerror or e})"
         log(f"... and {len(problems) - MAX_SHOWN:,} more: {phrase}; {where}")
     return phrase
+
+
+def raise_for_problems(problems: Sequence[Problem], total: int, what: str, report_path: Optional[str] = None,
+                       log: Optional[Callable[[str], None]] = None) -> None:
+    """Report ``problems`` (see ``report_problems``; on stderr by default), then fail with
+    ``"N of TOTAL <what> (counts by kind)"``.  Nothing happens without problems."""
+    if not problems:
+        return
+    phrase = report_problems(problems, log or (lambda line: print(line, file=sys.stderr)), report_path=report_path)
+    raise DeepLabError(f"{len(problems):,} of {total:,} {what} ({phrase})")
 
 
 def usable_entries(entries: List[Entry], data_dir: str, num_classes: int, ignore_label: int, *,

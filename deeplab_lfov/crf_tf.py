@@ -83,12 +83,13 @@ class PermutohedralLattice:
         unique, vertex = tf.unique(tf.reshape(hashes, [-1]))
         self.num_vertices = tf.shape(unique)[0]
 
-        # Splat/slice as one sparse (vertices x points) matrix of barycentric weights.
-        points = tf.repeat(tf.range(n, dtype=tf.int64), d + 1)
-        indices = tf.stack([tf.cast(vertex, tf.int64), points], axis=1)
+        # Splat and slice as one sparse (points x vertices) matrix of barycentric weights, with one more
+        # vertex column that nothing splats to: the zero row that missing neighbours point at.
         # (Unordered: the sparse x dense product accumulates over the entries in any order.)
-        self.splat_matrix = tf.SparseTensor(indices, tf.reshape(bary, [-1]),
-                                            tf.cast(tf.stack([self.num_vertices, n]), tf.int64))
+        points = tf.repeat(tf.range(n, dtype=tf.int64), d + 1)
+        indices = tf.stack([points, tf.cast(vertex, tf.int64)], axis=1)
+        self.slice_matrix = tf.SparseTensor(indices, tf.reshape(bary, [-1]),
+                                            tf.cast(tf.stack([n, self.num_vertices + 1]), tf.int64))
 
         # Neighbours along each lattice direction j: key - 1 + (d+1) e_j and key + 1 - (d+1) e_j
         # (for j = d, key -/+ 1 on every stored coordinate); missing ones point at a zero row.
@@ -102,17 +103,16 @@ class PermutohedralLattice:
             for query in (unique - ones + step, unique + ones - step):
                 pos = tf.minimum(tf.searchsorted(sorted_hashes, query), self.num_vertices - 1)
                 found = tf.equal(tf.gather(sorted_hashes, pos), query)
-                pair.append(tf.where(found, tf.gather(order, pos), self.num_vertices))
+                index = tf.where(found, tf.gather(order, pos), self.num_vertices)
+                pair.append(tf.concat([index, [self.num_vertices]], axis=0))  # the zero row stays zero
             self.neighbours.append(pair)
 
     def filter(self, values: tf.Tensor) -> tf.Tensor:
         """(N, C) -> (N, C): splat, blur along every lattice direction, slice."""
-        lattice = tf.sparse.sparse_dense_matmul(self.splat_matrix, values)
-        zero = tf.zeros_like(lattice[:1])
+        lattice = tf.sparse.sparse_dense_matmul(self.slice_matrix, values, adjoint_a=True)  # (M + 1, C)
         for n1, n2 in self.neighbours:
-            padded = tf.concat([lattice, zero], axis=0)
-            lattice = lattice + 0.5 * (tf.gather(padded, n1) + tf.gather(padded, n2))
-        return tf.sparse.sparse_dense_matmul(self.splat_matrix, lattice, adjoint_a=True)
+            lattice = lattice + 0.5 * (tf.gather(lattice, n1) + tf.gather(lattice, n2))
+        return tf.sparse.sparse_dense_matmul(self.slice_matrix, lattice)
 
 
 def _pixel_features(height: tf.Tensor, width: tf.Tensor, rgb: tf.Tensor, xy_std: float, rgb_std: float = 0.0):

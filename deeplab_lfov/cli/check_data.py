@@ -23,8 +23,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     config = CheckDataConfig.from_args(get_args_parser().parse_args(argv))
-    from ..checks import check_data_dir, check_entries, default_report_path, report_problems
-    from ..errors import DeepLabError
+    from ..checks import check_data_dir, check_entries, default_report_path, raise_for_problems
     from ..image_reader import read_list
     entries = read_list(config.data_dir, config.data_list, config.label_dir)
     check_data_dir(config.data_dir, entries)
@@ -37,11 +36,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     problems = check_entries(entries, config.num_classes, config.ignore_label, workers=config.workers,
                              progress=progress)
-    if problems:
-        phrase = report_problems(problems, lambda line: print(line, file=sys.stderr),
-                                 report_path=default_report_path(config.data_list))
-        raise DeepLabError(f"{len(problems):,} of {len(entries):,} entries of {config.data_list} are unusable "
-                           f"({phrase})")
+    raise_for_problems(problems, len(entries), f"entries of {config.data_list} are unusable",
+                       default_report_path(config.data_list))
     print(f"All {len(entries):,} entries of {config.data_list} are usable ({time.time() - started:.1f} s).")
     return 0
 

@@ -12,7 +12,6 @@ exits with code 2 if any file was refused.
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Optional, Sequence
 
 from ..settings import ConvertLabelsConfig
@@ -28,11 +27,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     config = ConvertLabelsConfig.from_args(get_args_parser().parse_args(argv))
     import os
 
-    from ..checks import check_writable, report_problems
+    from ..checks import check_writable, raise_for_problems
     from ..classes import ClassList, read_classes
     from ..colormap import VOC_COLORS
     from ..convert import colour_survey, convert_all, label_sources
-    from ..errors import DeepLabError
     from ..images import read_label
     from ..statistics import label_statistics
 
@@ -60,10 +58,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         stats = label_statistics(written, config.num_classes, config.ignore_label, config.workers, read=read_label)
         print(f"Wrote {len(written):,} index PNGs to {config.output_dir}. Per class:")
         print(stats.table(names))
-    if problems:
-        phrase = report_problems(problems, lambda line: print(line, file=sys.stderr),
-                                 report_path=os.path.join(config.output_dir, "refused.txt"))
-        raise DeepLabError(f"{len(problems):,} of {len(sources):,} label images were not converted ({phrase})")
+    raise_for_problems(problems, len(sources), "label images were not converted",
+                       os.path.join(config.output_dir, "refused.txt"))
     return 0
 
 

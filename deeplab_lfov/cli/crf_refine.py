@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from typing import Optional, Sequence
 
@@ -25,8 +24,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     config = CRFRefineConfig.from_args(get_args_parser().parse_args(argv))
-    from ..checks import check_writable, report_problems
-    from ..errors import DeepLabError
+    from ..checks import check_writable, raise_for_problems
     from ..refine import refine_all, refine_sources
 
     sources = refine_sources(config.input_dir, config.image_dir, config.output_dir)
@@ -43,10 +41,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     done = len(todo) - len(problems)
     log(f"Refined {done:,} of {len(sources):,} in {seconds:.1f} s ({done / max(seconds, 1e-9):.2f}/s); "
         f"{len(problems):,} failed, {skipped:,} skipped (outputs exist); labels in {config.output_dir}")
-    if problems:
-        phrase = report_problems(problems, lambda line: print(line, file=sys.stderr),
-                                 report_path=os.path.join(config.output_dir, "failed.txt"))
-        raise DeepLabError(f"{len(problems):,} of {len(todo):,} inputs failed ({phrase})")
+    raise_for_problems(problems, len(todo), "inputs failed", os.path.join(config.output_dir, "failed.txt"))
     return 0
 
 

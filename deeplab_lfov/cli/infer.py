@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from typing import Optional, Sequence
 
 from ..settings import InferConfig, parse_shard
@@ -27,7 +26,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     config = InferConfig.from_args(get_args_parser().parse_args(argv))
     crf = config.make_crf()  # fails now, before any work, if the backend's package is missing
-    from ..checks import check_writable, report_problems
+    from ..checks import check_writable, raise_for_problems
     from ..collection import gather, output_paths, segment, shard
     from ..errors import DeepLabError
     from ..predict import predictor_for
@@ -62,10 +61,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"Segmented {summary.done:,} images{part} in {summary.seconds:.1f} s ({rate:.2f} images/s); "
           f"{len(summary.problems):,} failed, {summary.skipped:,} skipped (outputs exist); outputs in "
           f"{config.save_dir}")
-    if summary.problems:
-        phrase = report_problems(summary.problems, lambda line: print(line, file=sys.stderr),
-                                 report_path=os.path.join(config.save_dir, "failed.txt"))
-        raise DeepLabError(f"{len(summary.problems):,} of {len(items):,} images failed ({phrase})")
+    raise_for_problems(summary.problems, len(items), "images failed", os.path.join(config.save_dir, "failed.txt"))
     return 0
 
 
