@@ -3,6 +3,9 @@
 import importlib
 import json
 import os
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -109,3 +112,31 @@ def trained_slim(tmp_path_factory):
                          print_every=120, save_num_images=0, random_seed=3)
     train(config, log=lambda line: None)
     return str(root / "snap")
+
+
+def train_args(root, list_path, **extra):
+    """train.py flags for a tiny run on ``list_path`` (slim net, 48x48, 2 steps); ``extra`` overrides."""
+    args = {"--data_dir": root, "--data_list": list_path, "--snapshot_dir": root / "snap",
+            "--save_dir": root / "img", "--input_size": "48,48", "--batch_size": "2", "--num_steps": "2",
+            "--width_multiplier": "0.125", "--save_pred_every": "1"}
+    args.update(extra)
+    return [str(x) for kv in args.items() for x in kv]
+
+
+def spawn_training(args):
+    """``train.py`` in a subprocess, its output on a pipe."""
+    return subprocess.Popen([sys.executable, "train.py"] + args, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=SUBPROCESS_ENV)
+
+
+def wait_for(predicate, proc, timeout=120):
+    """Poll ``predicate`` until it holds; fail if ``proc`` ends first or time runs out."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"training ended early: {proc.stdout.read()}")
+        time.sleep(0.02)
+    proc.kill()
+    raise AssertionError("timed out")

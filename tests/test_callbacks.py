@@ -3,11 +3,12 @@
 import math
 import os
 import re
+import signal
 
 import pytest
 import tensorflow as tf
 
-from conftest import make_dataset
+from conftest import make_dataset, spawn_training, train_args
 from deeplab_lfov.callbacks import Callback, StepState, run_loop
 from deeplab_lfov.settings import TrainConfig
 from deeplab_lfov.training import train
@@ -108,3 +109,22 @@ def test_validation_logs_mean_iou_to_tensorboard_and_keeps_the_best(data):
     line = next(x for x in reversed(lines) if x.startswith("validation at step 7"))
     assert after["mean_iou"] >= best["mean_iou"] and (after == best or after["step"] == 7)
     assert f"at step {after['step']})" in line
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_or_sigint_writes_a_snapshot_at_the_current_step(tmp_path, sig):
+    list_path = make_dataset(str(tmp_path), 2)
+    args = train_args(tmp_path, list_path, **{"--num_steps": "100000", "--save_pred_every": "100000",
+                                               "--print_every": "1", "--save_num_images": "0"})
+    proc = spawn_training(args)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("step 3 "):
+            proc.send_signal(sig)
+            break
+    rest = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 0, rest
+    step = int(re.search(rf"Stopped by signal {int(sig)} at step (\d+)", rest).group(1))
+    assert step >= 3
+    assert tf.train.latest_checkpoint(str(tmp_path / "snap")).endswith(f"model.ckpt-{step}")

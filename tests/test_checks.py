@@ -7,9 +7,11 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
+import tensorflow as tf
 from PIL import Image
 
-from conftest import ROOT, SUBPROCESS_ENV, assert_one_line_error, make_dataset, run_cli
+from conftest import ROOT, SUBPROCESS_ENV, assert_one_line_error, make_dataset, run_cli, train_args
 from deeplab_lfov.checks import MAX_SHOWN, check_writable
 
 
@@ -79,3 +81,60 @@ def test_check_data_and_evaluate_summarise_the_same_way(tmp_path, capsys):
 def test_check_writable_leaves_nothing_behind(tmp_path):
     check_writable(str(tmp_path / "new" / "dir"), "--save_dir")
     assert os.listdir(tmp_path / "new" / "dir") == []
+
+
+@pytest.fixture
+def broken_list(tmp_path):
+    """Six good entries, then five defects of different kinds (list lines 7-11)."""
+    list_path = make_dataset(str(tmp_path), 6)
+    seg = tmp_path / "SegmentationClassAug"
+    jpg = tmp_path / "JPEGImages"
+    (jpg / "corrupt.jpg").write_bytes(open(jpg / "img_0.jpg", "rb").read()[:300])
+    Image.fromarray((np.zeros((120, 160, 3)) + [128, 0, 0]).astype(np.uint8)).save(seg / "rgb.png")
+    Image.fromarray(np.full((120, 160), 40, np.uint8), mode="L").save(seg / "range.png")
+    Image.fromarray(np.zeros((100, 100), np.uint8), mode="L").save(seg / "small.png")
+    with open(list_path, "a") as f:
+        f.write("/JPEGImages/missing.jpg /SegmentationClassAug/img_0.png\n")
+        f.write("/JPEGImages/corrupt.jpg /SegmentationClassAug/img_0.png\n")
+        f.write("/JPEGImages/img_1.jpg /SegmentationClassAug/rgb.png\n")
+        f.write("/JPEGImages/img_2.jpg /SegmentationClassAug/range.png\n")
+        f.write("/JPEGImages/img_3.jpg /SegmentationClassAug/small.png\n")
+    return tmp_path, list_path
+
+
+def test_five_defects_give_five_lines_and_exit_2(broken_list, capsys):
+    root, list_path = broken_list
+    code, out, err = run_cli("train.py", train_args(root, list_path), capsys)
+    reported = [line for line in out.splitlines() if line.startswith("error: ")]
+    assert code == 2 and len(reported) == 5, out
+    expect = {7: "missing.jpg: image not found", 8: "corrupt.jpg: cannot decode image",
+              9: "rgb.png: label is an RGB colour image", 10: "range.png: label values 40 outside 0..20",
+              11: "small.png: label size 100x100 differs from image size 160x120"}
+    for line, (number, text) in zip(reported, expect.items()):
+        assert f"train.txt:{number}: " in line and text in line, line
+    assert "--skip_bad" in err and "Traceback" not in err
+    assert not os.path.exists(root / "snap" / "checkpoint")  # training never started
+
+    code, out, err = run_cli("util/check_data.py", ["--data_dir", root, "--data_list", list_path], capsys)
+    assert code == 2 and len([l for l in err.splitlines() if re.match(r"error: .*train.txt:\d+: ", l)]) == 5
+
+
+def test_skip_bad_trains_on_the_rest(broken_list, capsys):
+    root, list_path = broken_list
+    code, out, err = run_cli("train.py", train_args(root, list_path) + ["--skip_bad"], capsys)
+    assert code == 0, err
+    assert "Skipping 5 unusable entries; training on 6." in out
+    assert len([l for l in out.splitlines() if l.startswith("skipped: ")]) == 5
+    assert tf.train.latest_checkpoint(str(root / "snap")).endswith("model.ckpt-2")
+
+
+def test_empty_list_and_unwritable_snapshot_dir(tmp_path, capsys):
+    (tmp_path / "empty.txt").write_text("")
+    code, _, err = run_cli("train.py", train_args(tmp_path, tmp_path / "empty.txt"), capsys)
+    assert_one_line_error(code, err, "empty.txt", "empty")
+
+    list_path = make_dataset(str(tmp_path), 1)
+    (tmp_path / "a_file").write_text("x")
+    code, _, err = run_cli("train.py", train_args(tmp_path, list_path, **{"--snapshot_dir": tmp_path / "a_file" / "s"}),
+                           capsys)
+    assert_one_line_error(code, err, "a_file/s", "--snapshot_dir is not writable")

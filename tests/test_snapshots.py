@@ -9,18 +9,16 @@ import sys
 import time
 
 import pytest
+import tensorflow as tf
 
-from conftest import ROOT, SUBPROCESS_ENV, assert_one_line_error, make_dataset, run_cli
+from conftest import ROOT, SUBPROCESS_ENV, assert_one_line_error, make_dataset, run_cli, spawn_training, train_args, wait_for
 from deeplab_lfov.errors import DeepLabError
 from deeplab_lfov.snapshots import SnapshotStore, compare_settings
 
 
 def _args(root, list_path, **extra):
-    args = {"--data_dir": root, "--data_list": list_path, "--snapshot_dir": root / "snap", "--save_dir": root / "img",
-            "--input_size": "48,48", "--batch_size": "2", "--num_steps": "2", "--width_multiplier": "0.125",
-            "--save_pred_every": "2", "--log_dir": root / "logs", "--learning_rate": "1e-3"}
-    args.update(extra)
-    return [str(x) for kv in args.items() for x in kv]
+    return train_args(root, list_path, **{"--save_pred_every": "2", "--log_dir": root / "logs",
+                                          "--learning_rate": "1e-3", **extra})
 
 
 def _state(directory):
@@ -108,3 +106,42 @@ def test_a_failed_save_removes_partial_files(tmp_path):
     (tmp_path / "model.ckpt-6.index").write_text("kept")
     store.remove_partial()
     assert sorted(os.listdir(tmp_path)) == ["model.ckpt-6.index"]
+
+
+def test_sigkill_after_a_snapshot_resumes_and_ends_at_the_same_step(tmp_path):
+    list_path = make_dataset(str(tmp_path), 2)
+    args = train_args(tmp_path, list_path, **{"--num_steps": "400", "--save_pred_every": "2",
+                                               "--print_every": "50", "--save_num_images": "0"})
+    proc = spawn_training(args)
+    # The snapshot's files land first, then the 'checkpoint' index is switched to them.
+    wait_for(lambda: (tf.train.latest_checkpoint(str(tmp_path / "snap")) or "").endswith("-2"), proc)
+    proc.kill()
+    proc.wait(timeout=30)
+    latest = tf.train.latest_checkpoint(str(tmp_path / "snap"))
+    killed_at = int(latest.rsplit("-", 1)[1])
+    assert killed_at >= 2 and tf.train.load_checkpoint(latest)  # the index points at a whole snapshot
+    done = subprocess.run([sys.executable, "train.py"] + args, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=SUBPROCESS_ENV)
+    assert done.returncode == 0, done.stderr
+    assert f"Resuming from {latest}" in done.stdout and f"from step {killed_at} to 400" in done.stdout
+    assert "Training finished at step 400" in done.stdout
+    assert not [f for f in os.listdir(tmp_path / "snap") if "_temp" in f or f.endswith(".tmp")]
+
+
+def test_failed_snapshot_write_leaves_no_partial_files(tmp_path, capsys, monkeypatch):
+    """A save that dies half-way (as on a full disk) is a clear error, and its temp files are gone."""
+    list_path = make_dataset(str(tmp_path), 2)
+    real_save = tf.train.CheckpointManager.save
+
+    def failing_save(self, checkpoint_number=None, **kw):
+        if checkpoint_number == 2:
+            os.makedirs(os.path.join(self.directory, "model.ckpt-2_temp"), exist_ok=True)
+            raise OSError(28, "No space left on device")
+        return real_save(self, checkpoint_number=checkpoint_number, **kw)
+
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", failing_save)
+    code, _, err = run_cli("train.py", train_args(tmp_path, list_path, **{"--num_steps": "4", "--save_pred_every": "2"}),
+                           capsys)
+    assert_one_line_error(code, err, "cannot write snapshot 2", "No space left on device", "model.ckpt-0")
+    assert not [f for f in os.listdir(tmp_path / "snap") if "_temp" in f]
+    assert tf.train.latest_checkpoint(str(tmp_path / "snap")).endswith("model.ckpt-0")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import assert_one_line_error, make_dataset, run_cli
+from conftest import assert_one_line_error, make_dataset, run_cli, train_args
 from deeplab_lfov.evaluation import evaluate
 from deeplab_lfov.image_reader import read_list
 from deeplab_lfov.images import preprocess, read_image, read_label
@@ -184,3 +184,15 @@ def test_iter_size_2_of_batch_2_is_one_update_of_batch_4(kind):
         assert difference < 1e-5, (name, difference)
         if kind == "sgd":  # element by element too; Adam's g / sqrt(g^2) amplifies float32 noise in near-zero g
             np.testing.assert_allclose(weights2[name], weights4[name], rtol=1e-5, atol=1e-5 * np.abs(weights4[name]).max())
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_snapshot(tmp_path, capsys):
+    list_path = make_dataset(str(tmp_path), 2)
+    args = train_args(tmp_path, list_path, **{"--learning_rate": "1e30", "--num_steps": "20",
+                                               "--save_pred_every": "100"})
+    code, out, err = run_cli("train.py", args, capsys)
+    assert_one_line_error(code, err)
+    match = re.search(r"loss is (nan|inf) at step (\d+): training stopped[^;]*; the last good snapshot is (\S+)", err)
+    assert match, err
+    assert match.group(3).endswith("model.ckpt-0")
+    assert tf.train.latest_checkpoint(str(tmp_path / "snap")).endswith("model.ckpt-0")
