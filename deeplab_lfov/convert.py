@@ -24,7 +24,7 @@ from .checks import Problem
 from .classes import ClassList
 from .colormap import IGNORE_COLOR, save_mask
 from .errors import DeepLabError
-from .images import _open, check_label_values
+from .images import check_label_values, open_image
 from .progress import Progress
 from .settings import IGNORE_LABEL
 
@@ -56,7 +56,7 @@ def _index_values(path: str, image: Image.Image) -> np.ndarray:
 def convert_label(path: str, classes: ClassList, num_classes: int, ignore_label: int = IGNORE_LABEL,
                   binary: bool = False) -> np.ndarray:
     """(H, W) uint8 class indices of one label image, or a ``DeepLabError`` saying why not."""
-    image = _open(path, "label")
+    image = open_image(path, "label")
     rgb = _rgb(image)
     if binary:
         if rgb is not None:
@@ -110,7 +110,7 @@ def colour_survey(paths: Sequence[str], workers: Optional[int] = None) -> Dict[T
     totals: Dict[int, List[int]] = collections.defaultdict(lambda: [0, 0])
 
     def colours(path: str):
-        rgb = _rgb(_open(path, "label"))
+        rgb = _rgb(open_image(path, "label"))
         return None if rgb is None else np.unique(_codes(rgb), return_counts=True)
 
     with concurrent.futures.ThreadPoolExecutor(workers or min(32, (os.cpu_count() or 1) * 2)) as pool:

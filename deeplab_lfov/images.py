@@ -17,7 +17,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import DeepLabError
 
-__all__ = ["IMG_MEAN", "read_image", "read_label", "preprocess", "check_label_values", "save_png"]
+__all__ = ["IMG_MEAN", "open_image", "read_image", "read_label", "preprocess", "check_label_values", "save_png"]
 
 _ORIENTATION = 0x0112  # the EXIF tag
 
@@ -25,7 +25,9 @@ _ORIENTATION = 0x0112  # the EXIF tag
 IMG_MEAN = np.array((104.00698793, 116.66876762, 122.67891434), dtype=np.float32)
 
 
-def _open(path: str, what: str) -> Image.Image:
+def open_image(path: str, what: str) -> Image.Image:
+    """Open and decode an image file; every failure is a ``DeepLabError`` naming the file and ``what``
+    it was meant to be ("image", "label")."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -48,7 +50,7 @@ def _open(path: str, what: str) -> Image.Image:
 def read_image(path: str) -> np.ndarray:
     """An image as (H, W, 3) uint8 RGB, turned as a viewer shows it (its EXIF orientation applied,
     as OpenCV and labelme do, so masks line up with what the user sees and labels)."""
-    image = _open(path, "image")
+    image = open_image(path, "image")
     if image.getexif().get(_ORIENTATION, 1) != 1:
         try:
             image = ImageOps.exif_transpose(image)
@@ -64,7 +66,7 @@ def read_image(path: str) -> np.ndarray:
 
 def read_label(path: str) -> np.ndarray:
     """A label map as (H, W) uint8 class indices, from a palette or grayscale PNG."""
-    image = _open(path, "label")
+    image = open_image(path, "label")
     if image.mode in ("P", "L"):
         return np.asarray(image, dtype=np.uint8)
     if image.mode in ("I", "I;16", "I;16B"):
