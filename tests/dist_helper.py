@@ -2,6 +2,7 @@
 
     python tests/dist_helper.py mirrored OUT.json      # two logical CPU devices, one process
     python tests/dist_helper.py multi_worker OUT.json  # one of two workers (TF_CONFIG set by the test)
+    python tests/dist_helper.py mirrored_iter_size OUT.json  # two logical CPUs, --iter_size 2
 
 Both compare against the default strategy on the same global batch of 4 images whose ignore
 pixels are spread unevenly (the first replica's images are mostly 255).
@@ -15,7 +16,8 @@ import numpy as np
 from deeplab_lfov._tf import tf
 
 mode, out_path = sys.argv[1], sys.argv[2]
-if mode == "mirrored":
+iter_size = 2 if mode == "mirrored_iter_size" else 1  # two batches of 2 accumulated into one update
+if mode.startswith("mirrored"):
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -32,24 +34,23 @@ labels = rng.randint(0, 21, size=(4, 41, 41)).astype(np.int32)
 labels[0:2, 3:] = 255  # replica 0: almost only ignore pixels; replica 1: none
 
 
-def one_step(strat):
+def one_step(strat, iter_size=1):
     with strat.scope():
         model = DeepLabLargeFOV(21, width_multiplier=0.125, seed=11, dropout_rate=0.0)  # same masks everywhere
         variables = model.named_variables()
         opt = Optimizer(variables, "sgd", learning_rate_schedule("fixed", 1e-3, 10), weight_decay=5e-4)
-    step = TrainStep(strat, model, opt, 21, 255)
+    step = TrainStep(strat, model, opt, 21, 255, iter_size=iter_size)
 
     def dataset_fn(ctx):
-        per_replica = 4 // strat.num_replicas_in_sync  # the default strategy takes all 4 at once
+        per_replica = 4 // (strat.num_replicas_in_sync * iter_size)  # the default strategy takes all 4 at once
         ds = tf.data.Dataset.from_tensor_slices((images, labels)).batch(per_replica)
         return ds.shard(ctx.num_input_pipelines, ctx.input_pipeline_id)
 
-    batch = next(iter(strat.distribute_datasets_from_function(dataset_fn)))
-    loss = float(step(batch))
+    loss = float(step.run(iter(strat.distribute_datasets_from_function(dataset_fn))))
     return loss, {k: v.numpy() for k, v in variables.items()}
 
 
-loss, weights = one_step(strategy)
+loss, weights = one_step(strategy, iter_size)
 ref_loss, ref_weights = one_step(tf.distribute.get_strategy())
 # The reference runs on the whole batch of 4 at once.
 rel = max(float(np.abs(weights[k] - ref_weights[k]).max() / (np.abs(ref_weights[k]).max() + 1e-12))

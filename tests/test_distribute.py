@@ -65,6 +65,14 @@ def test_mirrored_two_cpus_equals_one_device(tmp_path):
     _check(json.loads(out.read_text()))
 
 
+def test_mirrored_two_cpus_with_iter_size_2_equals_one_device(tmp_path):
+    out = tmp_path / "mirrored_iter.json"
+    proc = subprocess.run([sys.executable, HELPER, "mirrored_iter_size", str(out)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=240, env=SUBPROCESS_ENV)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    _check(json.loads(out.read_text()))
+
+
 def test_multi_worker_two_processes_equals_one_device(tmp_path):
     out = tmp_path / "mw.json"
     _run_workers(lambda i: [HELPER, "multi_worker", str(out)])
