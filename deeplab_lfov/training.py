@@ -216,10 +216,26 @@ def _training_entries(config: TrainConfig, entries: List[Entry], store: Snapshot
                           check=not config.skip_check, skip_bad=config.skip_bad, log=log, report_path=report)
 
 
+def _check_replicas(config: TrainConfig, strategy: tf.distribute.Strategy) -> int:
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise DeepLabError(f"--batch_size {config.batch_size} is not divisible by the {replicas} replicas")
+    return replicas
+
+
+def _write_run_record(config: TrainConfig, store: SnapshotStore, class_weights: Optional[List[float]]) -> None:
+    record = run_record(config.as_record())
+    if class_weights is not None:
+        record["class_weight_values"] = class_weights
+    store.write_record(record)
+
+
 def _initial_model(config: TrainConfig, resume_from: Optional[str], log) -> DeepLabLargeFOV:
     """The net to train: the snapshot's shapes on resume, else ``--restore_from``'s weights, else random."""
     dtype = compute_dtype_for(config.precision)
     if resume_from:
+        log(f"Resuming from {resume_from}" + (" (--restore_from applies to a new --snapshot_dir only)"
+                                              if config.restore_from != DEFAULT_RESTORE else ""))
         widths, classes = widths_from_weights(checkpoint_shapes(resume_from))  # the index, not the data
         if classes != config.num_classes:
             raise DeepLabError(f"{resume_from}: snapshot has {classes} classes, --num_classes is "
@@ -329,21 +345,13 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, callbacks: Se
         entries = _training_entries(config, listed, store, log)
         val_entries = _validation_entries(config, log) if config.val_list and chief else []
         class_weights = _class_weights(config, entries, store, log)
-        replicas = strategy.num_replicas_in_sync
-        if config.batch_size % replicas:
-            raise DeepLabError(f"--batch_size {config.batch_size} is not divisible by the {replicas} replicas")
+        replicas = _check_replicas(config, strategy)
         resume_from = store.latest
-        if resume_from:
-            log(f"Resuming from {resume_from}" + (" (--restore_from applies to a new --snapshot_dir only)"
-                                                  if config.restore_from != DEFAULT_RESTORE else ""))
         with strategy.scope():
             model = _initial_model(config, resume_from, log)
             optimizer = _optimizer(config, model)
         store.attach(model=model, optimizer=optimizer)
-        record = run_record(config.as_record())
-        if class_weights is not None:
-            record["class_weight_values"] = class_weights
-        store.write_record(record)
+        _write_run_record(config, store, class_weights)
         step = int(optimizer.iterations.numpy())
         batches = _distributed_batches(config, strategy, entries, step)
         train_step = TrainStep(strategy, model, optimizer, config.num_classes, config.ignore_label,
