@@ -79,6 +79,7 @@ def test_multi_worker_two_processes_equals_one_device(tmp_path):
     _check(json.loads(out.read_text()))
 
 
+@pytest.mark.slow  # ~30-60 s on 2 cores; still run in CI
 def test_multi_worker_training_writes_only_from_the_chief_and_resumes(tmp_path):
     list_path = make_dataset(str(tmp_path), 4)
     snap = tmp_path / "snap"

@@ -16,6 +16,7 @@ from deeplab_lfov.optim import Optimizer, learning_rate_schedule
 from deeplab_lfov.weights import build_model
 
 
+@pytest.mark.slow  # ~30-60 s on 2 cores; still run in CI
 def test_benchmark_runs_in_a_tiny_configuration():
     proc = subprocess.run([sys.executable, os.path.join("bench", "bench.py"), "--tiny", "--json"], cwd=ROOT,
                           capture_output=True, text=True, timeout=300, env=SUBPROCESS_ENV)

@@ -108,6 +108,7 @@ def test_a_failed_save_removes_partial_files(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["model.ckpt-6.index"]
 
 
+@pytest.mark.slow  # ~30-60 s on 2 cores; still run in CI
 def test_sigkill_after_a_snapshot_resumes_and_ends_at_the_same_step(tmp_path):
     list_path = make_dataset(str(tmp_path), 2)
     args = train_args(tmp_path, list_path, **{"--num_steps": "400", "--save_pred_every": "2",
