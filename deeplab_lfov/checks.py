@@ -18,6 +18,7 @@ from typing import Callable, List, NamedTuple, Optional, Sequence
 
 from .errors import DeepLabError
 from .image_reader import Entry, load_pair
+from .images import atomic_path
 from .settings import VOC_HINT
 
 __all__ = ["Problem", "MAX_SHOWN", "check_writable", "check_data_dir", "check_entry", "check_entries",
@@ -35,18 +36,9 @@ class Problem(NamedTuple):
 
 
 def write_text_atomic(path: str, text: str) -> None:
-    """Write a text file under a temporary name, then rename it into place."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write a text file atomically (see ``images.atomic_path``)."""
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        f.write(text)
 
 
 def check_writable(directory: str, flag: str) -> None:

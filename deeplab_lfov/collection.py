@@ -20,7 +20,6 @@ import concurrent.futures
 import dataclasses
 import glob
 import os
-import tempfile
 import time
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -30,7 +29,7 @@ from PIL import Image
 from .checks import Problem
 from .colormap import overlay, save_mask
 from .errors import DeepLabError
-from .images import read_image, save_png
+from .images import atomic_path, read_image, save_png
 from .progress import Progress
 
 __all__ = ["IMAGE_EXTENSIONS", "Item", "gather", "shard", "output_paths", "segment",
@@ -135,17 +134,8 @@ def float16_keeping_argmax(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def _save_npy(path: str, array: np.ndarray) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, array)
 
 
 @dataclasses.dataclass

@@ -101,14 +101,18 @@ def evaluate_predictions(entries: Sequence[Entry], pred_dir: str, *, num_classes
     """
     from .checks import Problem, report_problems
     from .errors import DeepLabError
-    from .images import read_label
+    from .images import check_label_values, read_label
     confusion = np.zeros((num_classes, num_classes + 1), np.int64)
     problems = []
     bar = Progress(len(entries), "scored")
     for entry in entries:
         path = prediction_path(pred_dir, entry)
         try:
-            _, label = load_pair(entry, num_classes, ignore_label)
+            try:  # the label alone: scoring needs no image decoded
+                label = read_label(entry.label)
+                check_label_values(label, num_classes, ignore_label, entry.label)
+            except DeepLabError as e:
+                raise DeepLabError(f"{entry.where()}: {e}", e.kind) from None
             try:
                 pred = read_label(path)
             except DeepLabError as e:

@@ -9,15 +9,19 @@ Pillow's decompression-bomb limit stays on.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import warnings
+from typing import Iterator
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import DeepLabError
 
-__all__ = ["IMG_MEAN", "open_image", "read_image", "read_label", "preprocess", "check_label_values", "save_png"]
+__all__ = ["IMG_MEAN", "atomic_path", "open_image", "read_image", "read_label", "preprocess", "check_label_values",
+           "save_png"]
 
 _ORIENTATION = 0x0112  # the EXIF tag
 
@@ -97,18 +101,26 @@ def preprocess(rgb: np.ndarray) -> np.ndarray:
     return rgb[..., ::-1].astype(np.float32) - IMG_MEAN
 
 
-def save_png(path: str, image: Image.Image) -> None:
-    """Write a PNG atomically: to a hidden temporary name, then renamed into place.
+@contextlib.contextmanager
+def atomic_path(path: str) -> Iterator[str]:
+    """A hidden temporary path beside ``path`` to write to; renamed onto ``path`` when the block succeeds.
 
-    An interrupted or failed write (a full disk) leaves neither a partial PNG nor the temporary file.
+    An interrupted or failed write (a full disk) leaves neither a partial file nor the temporary one.
+    Every file this project writes (masks, figures, records, probabilities) goes through here.
     """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp")
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        image.save(tmp, format="PNG")
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def save_png(path: str, image: Image.Image) -> None:
+    """Write a PNG atomically (see ``atomic_path``)."""
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
