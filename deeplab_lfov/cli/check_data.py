@@ -9,7 +9,6 @@ not colour images.  Every problem is reported (the first 20 on the terminal, all
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from typing import Optional, Sequence
 
@@ -25,17 +24,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     config = CheckDataConfig.from_args(get_args_parser().parse_args(argv))
     from ..checks import check_data_dir, check_entries, default_report_path, raise_for_problems
     from ..image_reader import read_list
+    from ..progress import Progress
     entries = read_list(config.data_dir, config.data_list, config.label_dir)
     check_data_dir(config.data_dir, entries)
     started = time.time()
-
-    def progress(done: int, total: int) -> None:
-        rate = done / max(time.time() - started, 1e-9)
-        print(f"checked {done:,}/{total:,} ({rate:.0f}/s, ETA {(total - done) / max(rate, 1e-9):.0f} s)",
-              file=sys.stderr, flush=True)
-
+    bar = Progress(len(entries), "checked")
     problems = check_entries(entries, config.num_classes, config.ignore_label, workers=config.workers,
-                             progress=progress)
+                             progress=lambda done, total: bar.update(done - bar.done))
+    bar.close()
     raise_for_problems(problems, len(entries), f"entries of {config.data_list} are unusable",
                        default_report_path(config.data_list))
     print(f"All {len(entries):,} entries of {config.data_list} are usable ({time.time() - started:.1f} s).")
