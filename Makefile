@@ -17,6 +17,7 @@ $(STAMP): requirements.txt requirements-crf.txt requirements-dev.txt pyproject.t
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 demo: $(STAMP)

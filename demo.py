@@ -27,19 +27,19 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     if not os.path.exists(os.path.join(SAMPLE, "train.txt")):
-        from deeplab_lfov.sample_data import write_sample_dataset
+        from deeplab_lfov.data.sample_data import write_sample_dataset
         write_sample_dataset(SAMPLE)
 
-    from deeplab_lfov.colormap import VOC_CLASSES, save_mask
-    from deeplab_lfov.crf import CRFParams
-    from deeplab_lfov.evaluation import evaluate
-    from deeplab_lfov.image_reader import read_list
-    from deeplab_lfov.images import read_image
-    from deeplab_lfov.metrics import format_report, scores
-    from deeplab_lfov.predict import Predictor
+    from deeplab_lfov.crf.params import CRFParams
+    from deeplab_lfov.data.colormap import VOC_CLASSES, save_mask
+    from deeplab_lfov.data.images import read_image
+    from deeplab_lfov.data.reader import read_list
+    from deeplab_lfov.evaluation.evaluator import evaluate
+    from deeplab_lfov.evaluation.metrics import format_report, scores
+    from deeplab_lfov.evaluation.predict import Predictor
+    from deeplab_lfov.model.weights import build_model, load_weights
     from deeplab_lfov.settings import TrainConfig
-    from deeplab_lfov.training import train
-    from deeplab_lfov.weights import build_model, load_weights
+    from deeplab_lfov.training.trainer import train
 
     started = time.time()
     snapshots = os.path.join(args.out, "snapshots")

@@ -41,8 +41,9 @@ try:
 except ImportError:  # a plain checkout, not installed: the package is beside this folder
     sys.path.insert(0, ROOT)
 
-from deeplab_lfov._tf import tf  # noqa: E402
-from deeplab_lfov.model import PRECISIONS, DeepLabLargeFOV, conv_flops  # noqa: E402
+from deeplab_lfov.core._tf import tf  # noqa: E402
+from deeplab_lfov.model.ops import DTYPES  # noqa: E402
+from deeplab_lfov.model import DeepLabLargeFOV, conv_flops  # noqa: E402
 
 
 def timed(fn, repeats: int, warmup: int = 1):
@@ -82,9 +83,9 @@ def bench_inference(model, size, repeats, jit, precision_model=None):
 
 
 def bench_training(model, size, batch, repeats, jit):
-    from deeplab_lfov.optim import Optimizer, learning_rate_schedule
-    from deeplab_lfov.settings import IGNORE_LABEL
-    from deeplab_lfov.training import TrainStep
+    from deeplab_lfov.core.constants import IGNORE_LABEL
+    from deeplab_lfov.training.optim import Optimizer, learning_rate_schedule
+    from deeplab_lfov.training.trainer import TrainStep
     opt = Optimizer(model.named_variables(), "adam", learning_rate_schedule("fixed", 1e-6, 100))
     step = TrainStep(tf.distribute.get_strategy(), model, opt, model.num_classes, IGNORE_LABEL, jit_compile=jit)
     x = tf.random.uniform([batch, size, size, 3], -120, 140)
@@ -112,7 +113,7 @@ def make_images(root: str, count: int, hw=(375, 500)):
 
 
 def bench_pipeline(root, list_path, size, batch, batches):
-    from deeplab_lfov.image_reader import read_list, train_dataset
+    from deeplab_lfov.data.reader import read_list, train_dataset
     ds = train_dataset(read_list(root, list_path), (size, size), batch, num_classes=21)
     it = iter(ds)
     next(it)
@@ -123,10 +124,10 @@ def bench_pipeline(root, list_path, size, batch, batches):
 
 
 def bench_eval(model, root, list_path, crf: bool, count: int):
-    from deeplab_lfov.crf import CRFParams
-    from deeplab_lfov.evaluation import evaluate
-    from deeplab_lfov.image_reader import read_list
-    from deeplab_lfov.predict import Predictor
+    from deeplab_lfov.crf.params import CRFParams
+    from deeplab_lfov.data.reader import read_list
+    from deeplab_lfov.evaluation.evaluator import evaluate
+    from deeplab_lfov.evaluation.predict import Predictor
     entries = read_list(root, list_path)[:count]
     predictor = Predictor(model)
     evaluate(predictor, entries[:1], num_classes=21, log=lambda s: None)  # compile
@@ -141,9 +142,10 @@ def bench_collection(model, root: str, size: int, count: int, batch: int) -> dic
     forward pass on the same, already decoded images in batches of the same size."""
     from PIL import Image
 
-    from deeplab_lfov.collection import gather, segment
-    from deeplab_lfov.images import preprocess
-    from deeplab_lfov.predict import Predictor
+    from deeplab_lfov.data.images import preprocess
+    from deeplab_lfov.data.inputs import gather
+    from deeplab_lfov.deploy.collection import segment
+    from deeplab_lfov.evaluation.predict import Predictor
     folder = os.path.join(root, f"photos{size}")
     os.makedirs(folder)
     rng = np.random.RandomState(1)
@@ -169,7 +171,7 @@ def bench_collection(model, root: str, size: int, count: int, batch: int) -> dic
 
 def bench_exports(model, root: str, size: int, repeats: int) -> dict:
     """Latency of one size x size image through the exported SavedModel and TFLite (fp32, dynamic)."""
-    from deeplab_lfov.export import ServingModule, TFLiteSegmenter, convert_tflite, save_saved_model
+    from deeplab_lfov.deploy.export import ServingModule, TFLiteSegmenter, convert_tflite, save_saved_model
     module = ServingModule(model)
     path = save_saved_model(module, os.path.join(root, "saved_model"))
     serve = tf.saved_model.load(path).signatures["serving_default"]
@@ -189,7 +191,7 @@ def peak_memory_of_large_photo(root: str, width: float, hw, max_size: int) -> fl
     """Peak RSS (MB) of inference.py's main on one large JPEG with ``--max_size``, in a fresh process."""
     from PIL import Image
 
-    from deeplab_lfov.weights import save_weights
+    from deeplab_lfov.model.weights import save_weights
     photo = os.path.join(root, "large.jpg")
     base = np.random.RandomState(2).randint(0, 255, (hw[0] // 16, hw[1] // 16, 3)).astype(np.uint8)
     Image.fromarray(base).resize((hw[1], hw[0]), Image.BILINEAR).save(photo, quality=85)
@@ -209,8 +211,9 @@ def bench_crf(repeats: int, hw=(375, 500), classes: int = 21) -> dict:
     one process, on a photo-like image with smooth probabilities; and the TF CRF's peak memory."""
     from PIL import Image
 
-    from deeplab_lfov.crf import CRFParams, DenseCRF
-    from deeplab_lfov.crf_tf import TFDenseCRF
+    from deeplab_lfov.crf.dense import DenseCRF
+    from deeplab_lfov.crf.params import CRFParams
+    from deeplab_lfov.crf.tf_crf import TFDenseCRF
     rng = np.random.RandomState(4)
     base = rng.randint(0, 255, (hw[0] // 25, hw[1] // 25, 3)).astype(np.uint8)
     rgb = np.asarray(Image.fromarray(base).resize((hw[1], hw[0]), Image.BILINEAR))
@@ -231,7 +234,7 @@ def bench_crf(repeats: int, hw=(375, 500), classes: int = 21) -> dict:
         np.save(os.path.join(scratch, "rgb.npy"), rgb)
         np.save(os.path.join(scratch, "probs.npy"), probs)
         code = ("import numpy as np\n"
-                "from deeplab_lfov.crf_tf import TFDenseCRF\n"
+                "from deeplab_lfov.crf.tf_crf import TFDenseCRF\n"
                 f"TFDenseCRF()(np.load({os.path.join(scratch, 'rgb.npy')!r}), "
                 f"np.load({os.path.join(scratch, 'probs.npy')!r}))\n"
                 "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])\n")
@@ -248,7 +251,7 @@ def peak_memory_of_inference(size: int, width: float) -> float:
     so the child's getrusage would report this (large) parent's peak instead of its own.
     """
     code = ("import resource\n"
-            "from deeplab_lfov._tf import tf\n"
+            "from deeplab_lfov.core._tf import tf\n"
             "from deeplab_lfov.model import DeepLabLargeFOV\n"
             "m = DeepLabLargeFOV(width_multiplier=%r)\n"
             "f = tf.function(lambda x: tf.argmax(m.upsampled_logits(x), -1))\n"
@@ -286,7 +289,7 @@ def main(argv=None) -> int:
     precisions = args.precisions.split(",") if args.precisions else (
         ["fp32", "bf16", "fp16"] if gpu else ["fp32", "bf16"])
     for precision in precisions:
-        pm = DeepLabLargeFOV(width_multiplier=width, seed=0, compute_dtype=PRECISIONS[precision])
+        pm = DeepLabLargeFOV(width_multiplier=width, seed=0, compute_dtype=DTYPES[precision])
         for jit in (jits if precision == "fp32" else [False]):
             tag = f"{precision}{' xla' if jit else ''}"
             for size in sizes:

@@ -19,7 +19,7 @@ except ImportError:  # a plain checkout, not installed: the package is beside th
 
 
 def main(argv=None) -> int:
-    from deeplab_lfov.sample_data import write_sample_dataset
+    from deeplab_lfov.data.sample_data import write_sample_dataset
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "sample"))
     p.add_argument("--num_train", type=int, default=32)

@@ -1,21 +1,22 @@
-"""DeepLab-LargeFOV on TensorFlow 2.x: a Caffe-exact model, weight import, training, CRF, deployment.
+"""DeepLab on TensorFlow 2.x: Caffe-exact nets, weight import, training, CRF, deployment.
 
-Modules, one job each:
+The package is in layers; a module imports only from its own layer and the layers below it (the
+contract in ``pyproject.toml``, checked by ``make test``), never from above, and no imports go round
+in a cycle.  From the top:
 
-* ``settings``: every setting of every program, once (flags are generated from it).
-* ``model``: the layer table and the network (Caffe-exact pooling and Interp).
-* ``weights``, ``caffe_import``: checkpoints, caffemodels and classic pickles in; checkpoints out.
-* ``images``, ``colormap``, ``classes``: image/label files, colours, class lists.
-* ``image_reader``: list files and the tf.data training pipeline.
-* ``checks``: pre-flight checks and summaries of many problems.
-* ``snapshots``, ``callbacks``, ``training``, ``optim``: the snapshot directory, the loop and its jobs,
-  the compiled step, the optimisers.
-* ``predict``, ``evaluation``, ``metrics``: test time and scoring.
-* ``crf``, ``crf_tf``, ``refine``: the dense CRF (pydensecrf or TensorFlow) and label refinement.
-* ``collection``, ``export``, ``progress``: inference over collections, SavedModel/TFLite export.
-* ``convert``, ``statistics``, ``voc``, ``sample_data``: label conversion and statistics, VOC/SBD,
-  the synthetic sample data.
-* ``cli``: the command-line programs.
+* ``cli``: the command-line programs (parse, call one library function, report).
+* ``settings``: every setting of every program, once; the flags are generated from them.
+* ``deploy`` (collections of images, SavedModel/TFLite export) | ``training`` (the step, the loop,
+  its callbacks, snapshots, optimisers).
+* ``evaluation``: test-time prediction, scoring, the CRF grid search.
+* ``model`` (the nets as layer tables, Caffe's operations, weights in and out) | ``crf`` (the dense
+  CRF, in TensorFlow or pydensecrf, and label refinement).
+* ``data``: image and label files, class lists and colours, list files and the training pipeline,
+  pre-flight checks, label conversion and statistics, VOC/SBD, the synthetic sample data.
+* ``core``: constants, the error users see, quiet TensorFlow, atomic file writes, progress lines.
+
+``deeplab_lfov.model.DeepLabLargeFOV`` and ``deeplab_lfov.image_reader.ImageReader`` are the classic
+import paths.
 """
 
-__version__ = "1.1.0"
+__version__ = "1.2.0"

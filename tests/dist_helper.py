@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from deeplab_lfov._tf import tf
+from deeplab_lfov.core._tf import tf
 
 mode, out_path = sys.argv[1], sys.argv[2]
 iter_size = 2 if mode == "mirrored_iter_size" else 1  # two batches of 2 accumulated into one update
@@ -25,8 +25,8 @@ else:
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
 
 from deeplab_lfov.model import DeepLabLargeFOV  # noqa: E402
-from deeplab_lfov.optim import Optimizer, learning_rate_schedule  # noqa: E402
-from deeplab_lfov.training import TrainStep, is_chief  # noqa: E402
+from deeplab_lfov.training.optim import Optimizer, learning_rate_schedule  # noqa: E402
+from deeplab_lfov.training.trainer import TrainStep, is_chief  # noqa: E402
 
 rng = np.random.RandomState(0)
 images = rng.uniform(-100, 100, size=(4, 41, 41, 3)).astype(np.float32)

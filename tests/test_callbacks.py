@@ -8,10 +8,10 @@ import signal
 import pytest
 import tensorflow as tf
 
-from conftest import make_dataset, spawn_training, train_args
-from deeplab_lfov.callbacks import Callback, StepState, run_loop
 from deeplab_lfov.settings import TrainConfig
-from deeplab_lfov.training import train
+from deeplab_lfov.training.callbacks import Callback, StepState, run_loop
+from deeplab_lfov.training.trainer import train
+from helpers import make_dataset, spawn_training, train_args
 
 
 class Recorder(Callback):
@@ -93,7 +93,7 @@ def test_validation_logs_mean_iou_to_tensorboard_and_keeps_the_best(data):
     best_step = max(logged, key=lambda s: (logged[s], -s))
     best = json.loads((root / "snap" / "best" / "best.json").read_text())
     assert best["step"] == best_step and best["mean_iou"] == pytest.approx(logged[best_step], abs=1e-4)
-    from deeplab_lfov.weights import load_weights
+    from deeplab_lfov.model.weights import load_weights
     assert load_weights(str(root / "snap" / "best"))["fc8_voc12/b"].shape == (21,)
     events = [e for e in os.listdir(root / "snap" / "logs")]
     values = {}

@@ -11,8 +11,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import ROOT, SUBPROCESS_ENV, assert_one_line_error, make_dataset, run_cli, train_args
-from deeplab_lfov.checks import MAX_SHOWN, check_writable
+from deeplab_lfov.core.files import check_writable
+from deeplab_lfov.data.checks import MAX_SHOWN
+from helpers import ROOT, SUBPROCESS_ENV, assert_one_line_error, make_dataset, run_cli, train_args
 
 
 def test_train_py_with_a_data_dir_that_does_not_exist_says_so_in_one_line():

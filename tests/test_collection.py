@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import FIXTURES, assert_one_line_error, run_cli
-from deeplab_lfov.collection import float16_keeping_argmax, gather, upsample_rows
-from deeplab_lfov.model import interp_bilinear
+from deeplab_lfov.data.inputs import gather
+from deeplab_lfov.deploy.collection import float16_keeping_argmax, upsample_rows
+from deeplab_lfov.model.ops import interp_bilinear
+from helpers import FIXTURES, assert_one_line_error, run_cli
 
 CAFFEMODEL = f"{FIXTURES}/slim.caffemodel"
 

@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import assert_one_line_error, make_dataset, run_cli
-from deeplab_lfov.crf import CRFParams, DenseCRF
-from deeplab_lfov.evaluation import evaluate
-from deeplab_lfov.image_reader import read_list
-from deeplab_lfov.images import preprocess
+from deeplab_lfov.crf.dense import DenseCRF
+from deeplab_lfov.crf.params import CRFParams
+from deeplab_lfov.data.images import preprocess
+from deeplab_lfov.data.reader import read_list
+from deeplab_lfov.evaluation.evaluator import evaluate
+from deeplab_lfov.evaluation.predict import Predictor
 from deeplab_lfov.model import DeepLabLargeFOV
-from deeplab_lfov.predict import Predictor
+from helpers import assert_one_line_error, make_dataset, run_cli
 
 
 def _two_regions(seed=0):
@@ -67,9 +68,9 @@ class _RecordingBackend:
 
 
 def test_every_crf_flag_reaches_the_library():
-    from deeplab_lfov.settings import CRFSettings
-    parser = CRFSettings.parser("test")
-    settings = CRFSettings.from_args(parser.parse_args(["--crf", "--bi_w", "5", "--bi_xy_std", "70", "--bi_rgb_std",
+    from deeplab_lfov.settings import CRFConfig
+    parser = CRFConfig.parser("test")
+    settings = CRFConfig.from_args(parser.parse_args(["--crf", "--bi_w", "5", "--bi_xy_std", "70", "--bi_rgb_std",
                                                         "3", "--pos_w", "2", "--pos_xy_std", "4",
                                                         "--crf_iterations", "7"]))
     backend = _RecordingBackend()
@@ -77,9 +78,9 @@ def test_every_crf_flag_reaches_the_library():
     crf(np.zeros((6, 8, 3), np.uint8), np.full((6, 8, 3), 1 / 3, np.float32))
     assert backend.calls == {"unary_shape": (3, 48), "gaussian": {"sxy": 4.0, "compat": 2.0},
                              "bilateral": {"sxy": 70.0, "srgb": 3.0, "compat": 5.0}, "iterations": 7}
-    assert CRFSettings.from_args(parser.parse_args([])).crf_params() is None
+    assert CRFConfig.from_args(parser.parse_args([])).crf_params() is None
     assert CRFParams() == CRFParams(bi_w=4, bi_xy_std=121, bi_rgb_std=5, pos_w=3, pos_xy_std=3, iterations=10)
-    assert CRFSettings(crf=True).crf_params() == CRFParams()  # the flags' defaults are the paper's
+    assert CRFConfig(crf=True).crf_params() == CRFParams()  # the flags' defaults are the paper's
 
 
 def test_evaluate_crf_without_the_package_is_one_line(monkeypatch, tmp_path, capsys):
@@ -124,7 +125,7 @@ def test_padding_to_513_keeps_the_scored_area(model, tmp_path):
 
 
 def test_evaluate_with_crf_reports_both_from_one_run_with_workers(tmp_path, capsys, model):
-    from deeplab_lfov.weights import save_weights
+    from deeplab_lfov.model.weights import save_weights
     list_path = make_dataset(str(tmp_path), 3)
     prefix = save_weights(str(tmp_path / "w.ckpt"), {k: v.numpy() for k, v in model.named_variables().items()})
     code, out, err = run_cli("evaluate.py", ["--data_dir", tmp_path, "--data_list", list_path, "--restore_from",
@@ -135,7 +136,7 @@ def test_evaluate_with_crf_reports_both_from_one_run_with_workers(tmp_path, caps
 
 
 def test_crf_search_prints_the_best_setting(tmp_path, capsys, model):
-    from deeplab_lfov.weights import save_weights
+    from deeplab_lfov.model.weights import save_weights
     list_path = make_dataset(str(tmp_path), 2)
     prefix = save_weights(str(tmp_path / "w.ckpt"), {k: v.numpy() for k, v in model.named_variables().items()})
     code, out, err = run_cli("util/crf_search.py", ["--data_dir", tmp_path, "--data_list", list_path,

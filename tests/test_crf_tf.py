@@ -11,9 +11,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import SAMPLE, run_cli
-from deeplab_lfov.crf import CRFParams, DenseCRF
-from deeplab_lfov.crf_tf import PermutohedralLattice, TFDenseCRF
+from deeplab_lfov.crf.dense import DenseCRF
+from deeplab_lfov.crf.params import CRFParams
+from deeplab_lfov.crf.tf_crf import PermutohedralLattice, TFDenseCRF
+from helpers import SAMPLE, run_cli
 
 PHOTO = np.asarray(Image.open(os.path.join(SAMPLE, "JPEGImages", "sample_003.jpg")))
 
@@ -75,9 +76,9 @@ def _thin_scene():
 
 
 def test_labels_agree_with_pydensecrf_on_sample_images_and_thin_structures(trained_slim):
-    from deeplab_lfov.images import read_image
-    from deeplab_lfov.predict import Predictor
-    from deeplab_lfov.weights import build_model, load_weights
+    from deeplab_lfov.data.images import read_image
+    from deeplab_lfov.evaluation.predict import Predictor
+    from deeplab_lfov.model.weights import build_model, load_weights
     predictor = Predictor(build_model(load_weights(trained_slim)))
     cases = [_thin_scene()]
     for name in sorted(os.listdir(os.path.join(SAMPLE, "JPEGImages")))[32:]:  # the validation images
@@ -130,9 +131,9 @@ def test_evaluate_and_inference_crf_need_no_compiled_package(trained_slim, tmp_p
 
 
 def test_the_exported_saved_model_with_crf_gives_the_in_process_crf_labels(trained_slim, tmp_path, capsys):
-    from deeplab_lfov.images import read_image
-    from deeplab_lfov.predict import Predictor
-    from deeplab_lfov.weights import build_model, load_weights
+    from deeplab_lfov.data.images import read_image
+    from deeplab_lfov.evaluation.predict import Predictor
+    from deeplab_lfov.model.weights import build_model, load_weights
     code, out, err = run_cli("util/export_model.py", [trained_slim, "--output_dir", tmp_path, "--formats",
                                                       "saved_model", "--crf", "--crf_iterations", "5"], capsys)
     assert code == 0, err

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, SUBPROCESS_ENV, make_dataset
+from helpers import ROOT, SUBPROCESS_ENV, make_dataset
 
 HELPER = os.path.join(ROOT, "tests", "dist_helper.py")
 

@@ -9,11 +9,11 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import FIXTURES, SAMPLE, assert_one_line_error, run_cli
-from deeplab_lfov.collection import gather
-from deeplab_lfov.images import read_image
-from deeplab_lfov.predict import Predictor
-from deeplab_lfov.weights import build_model, load_weights
+from deeplab_lfov.data.images import read_image
+from deeplab_lfov.data.inputs import gather
+from deeplab_lfov.evaluation.predict import Predictor
+from deeplab_lfov.model.weights import build_model, load_weights
+from helpers import FIXTURES, SAMPLE, assert_one_line_error, run_cli
 
 CAFFEMODEL = os.path.join(FIXTURES, "slim.caffemodel")
 IMAGES = os.path.join(SAMPLE, "JPEGImages")
@@ -68,7 +68,7 @@ def test_saved_model_serves_the_evaluated_labels_without_this_project(tmp_path, 
 
 
 def test_tflite_files_meet_their_agreement_thresholds(tmp_path, capsys, trained_slim):
-    from deeplab_lfov.export import TFLiteSegmenter
+    from deeplab_lfov.deploy.export import TFLiteSegmenter
     code, out, err = run_cli("util/export_model.py", [trained_slim, "--output_dir", tmp_path, "--formats", "tflite",
                                                       "--tflite_size", "161", "--tflite_quantize",
                                                       "none,float16,dynamic"], capsys)
@@ -99,7 +99,7 @@ def test_export_refusals_are_one_line_and_leave_nothing(tmp_path, capsys):
 
 
 def test_a_failed_verification_removes_every_artifact(tmp_path, capsys, monkeypatch):
-    from deeplab_lfov import export
+    from deeplab_lfov.deploy import export
     monkeypatch.setitem(export.MIN_AGREEMENT, "none", 1.01)  # no file can pass
     code, _, err = run_cli("util/export_model.py", [CAFFEMODEL, "--output_dir", tmp_path, "--tflite_size", "97"],
                            capsys)

@@ -5,12 +5,12 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import make_dataset
-from deeplab_lfov.errors import DeepLabError
-from deeplab_lfov.image_reader import Entry, read_list, shrink_labels, train_dataset
-from deeplab_lfov.images import IMG_MEAN
+from deeplab_lfov.core.errors import DeepLabError
+from deeplab_lfov.data.images import IMG_MEAN
+from deeplab_lfov.data.reader import Entry, read_list, shrink_labels, train_dataset
 from deeplab_lfov.model import DeepLabLargeFOV
-from deeplab_lfov.training import segmentation_loss_terms
+from deeplab_lfov.training.trainer import segmentation_loss_terms
+from helpers import make_dataset
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +94,16 @@ def test_list_errors_name_the_line(tmp_path):
     (tmp_path / "bad.txt").write_text("/a.jpg /a.png\n/only_one.jpg\n")
     with pytest.raises(DeepLabError, match=r"bad.txt:2: expected 'IMAGE LABEL'"):
         read_list(str(tmp_path), str(tmp_path / "bad.txt"))
+
+
+def test_classic_image_reader_dequeues_crops_of_the_list(tmp_path):
+    """``deeplab_lfov.image_reader.ImageReader``, the classic import path, over the tf.data pipeline."""
+    from deeplab_lfov.image_reader import ImageReader
+    list_path = make_dataset(tmp_path, 3)
+    reader = ImageReader(str(tmp_path), list_path, (33, 41), random_scale=True, coord=None)
+    assert len(reader.image_list) == 3 and reader.label_list[0].endswith(".png")
+    images, labels = reader.dequeue(2)
+    assert images.shape == (2, 33, 41, 3) and labels.shape == (2, 33, 41, 1) and labels.dtype.name == "uint8"
+    assert set(np.unique(labels.numpy())) <= set(range(21)) | {255}
+    with pytest.raises(DeepLabError, match="img_mean"):
+        ImageReader(str(tmp_path), list_path, (33, 41), img_mean=(0.0, 0.0, 0.0))

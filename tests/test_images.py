@@ -9,8 +9,8 @@ import pytest
 def test_image_bombs_are_refused(tmp_path, monkeypatch):
     from PIL import Image as PILImage
 
-    from deeplab_lfov.errors import DeepLabError
-    from deeplab_lfov.images import read_image
+    from deeplab_lfov.core.errors import DeepLabError
+    from deeplab_lfov.data.images import read_image
     path = tmp_path / "bomb.png"
     PILImage.new("RGB", (400, 300)).save(path)
     monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 10_000)  # Pillow's limit, scaled down for the test
@@ -21,7 +21,7 @@ def test_image_bombs_are_refused(tmp_path, monkeypatch):
 def test_png_writes_leave_nothing_behind_when_the_disk_is_full(tmp_path, monkeypatch):
     from PIL import Image as PILImage
 
-    from deeplab_lfov.colormap import save_mask
+    from deeplab_lfov.data.colormap import save_mask
 
     def full_disk(self, fp, *args, **kwargs):
         with open(fp, "wb") as f:

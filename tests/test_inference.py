@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import FIXTURES, ROOT, assert_one_line_error, run_cli
-from deeplab_lfov.colormap import VOC_COLORS, palette
+from deeplab_lfov.data.colormap import VOC_COLORS, palette
+from helpers import FIXTURES, ROOT, assert_one_line_error, run_cli
 
 CAFFEMODEL = f"{FIXTURES}/slim.caffemodel"
 
@@ -23,9 +23,9 @@ def test_inference_writes_palette_png_of_input_size(tmp_path, capsys, mode, suff
     mask = Image.open(tmp_path / "out" / "mask.png")
     assert mask.mode == "P" and mask.size == (61, 45)
     assert mask.getpalette()[:63] == palette()[:63]
-    from deeplab_lfov.images import read_image
-    from deeplab_lfov.predict import Predictor
-    from deeplab_lfov.weights import build_model, load_weights
+    from deeplab_lfov.data.images import read_image
+    from deeplab_lfov.evaluation.predict import Predictor
+    from deeplab_lfov.model.weights import build_model, load_weights
     expected = Predictor(build_model(load_weights(CAFFEMODEL))).labels(read_image(str(image)))
     np.testing.assert_array_equal(np.asarray(mask), expected)  # the mask holds the model's labels
 

@@ -9,12 +9,12 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import make_dataset, run_cli
-from deeplab_lfov.classes import read_classes
-from deeplab_lfov.errors import DeepLabError
-from deeplab_lfov.image_reader import read_list
-from deeplab_lfov.statistics import LabelStats, median_frequency_weights
-from deeplab_lfov.training import segmentation_loss_terms
+from deeplab_lfov.core.errors import DeepLabError
+from deeplab_lfov.data.classes import read_classes
+from deeplab_lfov.data.reader import read_list
+from deeplab_lfov.data.statistics import LabelStats, median_frequency_weights
+from deeplab_lfov.training.trainer import segmentation_loss_terms
+from helpers import make_dataset, run_cli
 
 PALETTE = {"background": (10, 10, 10), "road": (200, 100, 50), "tree": (20, 180, 20)}
 

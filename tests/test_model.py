@@ -6,17 +6,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import FIXTURES, MANIFEST, case_input, recipe_weights_tf
 from deeplab_lfov.cli import extract_params
-from deeplab_lfov.model import (
-    DeepLabLargeFOV,
-    caffe_avg_pool,
-    caffe_max_pool,
-    caffe_pool_output_size,
-    layer_table,
-    logits_size,
-)
-from deeplab_lfov.weights import build_model, load_weights
+from deeplab_lfov.model import DeepLabLargeFOV, layer_table, logits_size
+from deeplab_lfov.model.ops import caffe_avg_pool, caffe_max_pool, caffe_pool_output_size
+from deeplab_lfov.model.weights import build_model, load_weights
+from helpers import FIXTURES, MANIFEST, case_input, recipe_weights_tf
 
 SLIM_CASES = [c for c in MANIFEST["cases"] if c["net"] == "slim"]
 TOL = 1e-5  # relative to max |reference|
@@ -172,7 +166,7 @@ def test_layer_table_is_data():
 @pytest.mark.parametrize("rate,size", [(2, 13), (12, 41), (12, 10)])
 def test_atrous_by_taps_equals_the_dilated_convolution_and_its_gradient(rate, size):
     """The training path of CPUs without a dilated backward kernel computes the same convolution."""
-    from deeplab_lfov.model import _atrous_by_taps
+    from deeplab_lfov.model.ops import _atrous_by_taps
     rng = np.random.RandomState(rate)
     x = tf.constant(rng.normal(size=(2, size, size + 3, 5)), tf.float32)
     w = tf.constant(rng.normal(size=(3, 3, 5, 4)), tf.float32)

@@ -8,7 +8,7 @@ import sysconfig
 
 import pytest
 
-from conftest import FIXTURES, ROOT
+from helpers import FIXTURES, ROOT
 
 
 @pytest.mark.slow

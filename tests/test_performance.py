@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import MANIFEST, ROOT, SUBPROCESS_ENV, case_input, recipe_weights_tf
 from deeplab_lfov.model import DeepLabLargeFOV, conv_flops
-from deeplab_lfov.optim import Optimizer, learning_rate_schedule
-from deeplab_lfov.weights import build_model
+from deeplab_lfov.model.weights import build_model
+from deeplab_lfov.training.optim import Optimizer, learning_rate_schedule
+from helpers import MANIFEST, ROOT, SUBPROCESS_ENV, case_input, recipe_weights_tf
 
 
 @pytest.mark.slow  # ~30-60 s on 2 cores; still run in CI
@@ -75,7 +75,7 @@ def test_fp16_loss_scaling_skips_overflowing_steps():
 
 
 def test_mixed_precision_training_step_keeps_fp32_variables():
-    from deeplab_lfov.training import TrainStep
+    from deeplab_lfov.training.trainer import TrainStep
     gpu = bool(tf.config.list_physical_devices("GPU"))
     for dtype in (tf.bfloat16, tf.float16) if gpu else (tf.bfloat16,):  # no fp16 dilated convs on CPUs
         model = DeepLabLargeFOV(width_multiplier=0.125, seed=0, compute_dtype=dtype)
@@ -89,7 +89,7 @@ def test_mixed_precision_training_step_keeps_fp32_variables():
 
 
 def test_train_py_precision_flags(tmp_path, capsys):
-    from conftest import assert_one_line_error, make_dataset, run_cli
+    from helpers import assert_one_line_error, make_dataset, run_cli
     list_path = make_dataset(str(tmp_path), 2)
     args = ["--data_dir", tmp_path, "--data_list", list_path, "--snapshot_dir", tmp_path / "snap", "--save_dir",
             tmp_path / "img", "--input_size", "48,48", "--batch_size", "2", "--num_steps", "1",

@@ -4,8 +4,8 @@ bad values fail when the settings are built, naming the flag."""
 import pytest
 
 from deeplab_lfov.cli import evaluate, extract_params, infer, train
-from deeplab_lfov.errors import DeepLabError
-from deeplab_lfov.settings import CRFSettings, EvalConfig, TrainConfig
+from deeplab_lfov.core.errors import DeepLabError
+from deeplab_lfov.settings import CRFConfig, EvalConfig, TrainConfig
 
 # The classic scripts' flags and defaults (shared/CLASSIC.md), copied here: tests never read ../shared.
 CLASSIC_TRAIN = {"batch_size": 16, "data_dir": "/home/VOCdevkit", "data_list": "./dataset/train.txt",
@@ -72,7 +72,7 @@ def test_flags_of_shared_groups_are_the_same_everywhere():
     with pytest.raises(DeepLabError, match="--scales"):
         EvalConfig(restore_from="x", scales=(1.0, -0.5))
     with pytest.raises(DeepLabError, match="--crf_iterations"):
-        CRFSettings(crf_iterations=0)
+        CRFConfig(crf_iterations=0)
     with pytest.raises(DeepLabError, match="--restore_from is required"):
         EvalConfig()
 

@@ -11,9 +11,9 @@ import time
 import pytest
 import tensorflow as tf
 
-from conftest import ROOT, SUBPROCESS_ENV, assert_one_line_error, make_dataset, run_cli, spawn_training, train_args, wait_for
-from deeplab_lfov.errors import DeepLabError
-from deeplab_lfov.snapshots import SnapshotStore, compare_settings
+from deeplab_lfov.core.errors import DeepLabError
+from deeplab_lfov.training.snapshots import SnapshotStore, compare_settings
+from helpers import ROOT, SUBPROCESS_ENV, assert_one_line_error, make_dataset, run_cli, spawn_training, train_args, wait_for
 
 
 def _args(root, list_path, **extra):

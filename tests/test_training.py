@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import assert_one_line_error, make_dataset, run_cli, train_args
-from deeplab_lfov.evaluation import evaluate
-from deeplab_lfov.image_reader import read_list
-from deeplab_lfov.images import preprocess, read_image, read_label
-from deeplab_lfov.metrics import confusion_matrix, scores
-from deeplab_lfov.optim import Optimizer, caffe_lr_multipliers, learning_rate_schedule
-from deeplab_lfov.predict import Predictor
+from deeplab_lfov.data.images import preprocess, read_image, read_label
+from deeplab_lfov.data.reader import read_list
+from deeplab_lfov.evaluation.evaluator import evaluate
+from deeplab_lfov.evaluation.metrics import confusion_matrix, scores
+from deeplab_lfov.evaluation.predict import Predictor
+from deeplab_lfov.model.weights import build_model, load_weights
 from deeplab_lfov.settings import TrainConfig
-from deeplab_lfov.training import train
-from deeplab_lfov.weights import build_model, load_weights
+from deeplab_lfov.training.optim import Optimizer, caffe_lr_multipliers, learning_rate_schedule
+from deeplab_lfov.training.trainer import train
+from helpers import assert_one_line_error, make_dataset, run_cli, train_args
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +140,7 @@ def test_not_restore_last_fine_tunes_to_new_classes(tmp_path, capsys, overfit):
 
 def test_a_non_finite_step_is_not_applied_and_is_recorded():
     from deeplab_lfov.model import DeepLabLargeFOV
-    from deeplab_lfov.training import TrainStep
+    from deeplab_lfov.training.trainer import TrainStep
     model = DeepLabLargeFOV(width_multiplier=0.125, seed=0)
     opt = Optimizer(model.named_variables(), "adam", learning_rate_schedule("fixed", 1e-3, 10))
     step = TrainStep(tf.distribute.get_strategy(), model, opt, 21, 255)
@@ -160,7 +160,7 @@ def test_a_non_finite_step_is_not_applied_and_is_recorded():
 @pytest.mark.parametrize("kind", ["sgd", "adam"])
 def test_iter_size_2_of_batch_2_is_one_update_of_batch_4(kind):
     from deeplab_lfov.model import DeepLabLargeFOV
-    from deeplab_lfov.training import TrainStep
+    from deeplab_lfov.training.trainer import TrainStep
     rng = np.random.RandomState(5)
     images = tf.constant(rng.uniform(-100, 100, size=(4, 41, 41, 3)), tf.float32)
     labels = rng.randint(0, 21, size=(4, 41, 41)).astype(np.int32)

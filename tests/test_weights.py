@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import FIXTURES, assert_one_line_error, recipe_weights_caffe, recipe_weights_tf, run_cli
-from deeplab_lfov import caffe_import
-from deeplab_lfov.errors import DeepLabError
-from deeplab_lfov.model import DeepLabLargeFOV
-from deeplab_lfov.weights import assign_weights, build_model, load_safe_pickle, load_weights, save_weights
+from deeplab_lfov.core.errors import DeepLabError
+from deeplab_lfov.model import DeepLabLargeFOV, caffe_import
+from deeplab_lfov.model.weights import assign_weights, build_model, load_safe_pickle, load_weights, save_weights
+from helpers import FIXTURES, assert_one_line_error, recipe_weights_caffe, recipe_weights_tf, run_cli
 
 X = np.random.RandomState(7).uniform(-100, 100, size=(1, 40, 33, 3)).astype(np.float32)
 

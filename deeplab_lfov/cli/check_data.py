@@ -12,8 +12,8 @@ import argparse
 import time
 from typing import Optional, Sequence
 
+from ..cli import run
 from ..settings import CheckDataConfig
-from . import run
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -22,9 +22,9 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     config = CheckDataConfig.from_args(get_args_parser().parse_args(argv))
-    from ..checks import check_data_dir, check_entries, default_report_path, raise_for_problems
-    from ..image_reader import read_list
-    from ..progress import Progress
+    from ..core.progress import Progress
+    from ..data.checks import check_data_dir, check_entries, default_report_path, raise_for_problems
+    from ..data.reader import read_list
     entries = read_list(config.data_dir, config.data_list, config.label_dir)
     check_data_dir(config.data_dir, entries)
     started = time.time()

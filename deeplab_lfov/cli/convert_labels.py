@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 from typing import Optional, Sequence
 
+from ..cli import log, run
 from ..settings import ConvertLabelsConfig
-from . import log, run
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -27,12 +27,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     config = ConvertLabelsConfig.from_args(get_args_parser().parse_args(argv))
     import os
 
-    from ..checks import check_writable, raise_for_problems
-    from ..classes import ClassList, read_classes
-    from ..colormap import VOC_COLORS
-    from ..convert import colour_survey, convert_all, label_sources
-    from ..images import read_label
-    from ..statistics import label_statistics
+    from ..core.files import check_writable
+    from ..data.checks import raise_for_problems
+    from ..data.classes import ClassList, read_classes
+    from ..data.colormap import VOC_COLORS
+    from ..data.convert import colour_survey, convert_all, label_sources
+    from ..data.images import read_label
+    from ..data.statistics import label_statistics
 
     sources = label_sources(config.input, config.data_dir)
     if config.classes:

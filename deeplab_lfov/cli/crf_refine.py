@@ -14,8 +14,8 @@ import os
 import time
 from typing import Optional, Sequence
 
+from ..cli import log, run
 from ..settings import CRFRefineConfig
-from . import log, run
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -24,8 +24,9 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     config = CRFRefineConfig.from_args(get_args_parser().parse_args(argv))
-    from ..checks import check_writable, raise_for_problems
-    from ..refine import refine_all, refine_sources
+    from ..core.files import check_writable
+    from ..crf.refine import refine_all, refine_sources
+    from ..data.checks import raise_for_problems
 
     sources = refine_sources(config.input_dir, config.image_dir, config.output_dir)
     todo = [s for s in sources if not (config.skip_existing and os.path.exists(s[2]))]

@@ -12,8 +12,8 @@ import argparse
 import os
 from typing import Optional, Sequence
 
+from ..cli import log, run
 from ..settings import EvalConfig
-from . import log, run
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -24,13 +24,12 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     config = EvalConfig.from_args(get_args_parser().parse_args(argv))
     crf_params = config.crf_params()
-    if crf_params and config.crf_backend == "pydensecrf":
-        config.make_crf()  # fails now, before any work, if the CRF package is missing
-    from ..checks import check_writable, usable_entries
-    from ..evaluation import evaluate, evaluate_predictions
-    from ..image_reader import read_list
-    from ..metrics import format_report
-    from ..predict import predictor_for
+    from ..core.files import check_writable
+    from ..data.checks import usable_entries
+    from ..data.reader import read_list
+    from ..evaluation.evaluator import evaluate, evaluate_predictions
+    from ..evaluation.metrics import format_report
+    from ..evaluation.predict import predictor_for
 
     classes = config.class_list
     names = classes.names_for(config.num_classes)
@@ -41,7 +40,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             f"(--num_steps {config.num_steps}).")
     if config.pred_dir:
         if not os.path.isdir(config.pred_dir):
-            from ..errors import DeepLabError
+            from ..core.errors import DeepLabError
             raise DeepLabError(f"--pred_dir {config.pred_dir}: no such directory")
         confusion = evaluate_predictions(entries, config.pred_dir, num_classes=config.num_classes,
                                          ignore_label=config.ignore_label, log=log)

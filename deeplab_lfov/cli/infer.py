@@ -3,9 +3,9 @@
     python inference.py IMAGE MODEL_WEIGHTS [--save_dir ./output/]           # -> output/mask.png
     python inference.py photos/ MODEL_WEIGHTS --outputs mask,overlay          # -> output/<same tree>.png
 
-MODEL_WEIGHTS is any checkpoint form ``deeplab_lfov.weights.load_weights`` reads (a TensorFlow
+MODEL_WEIGHTS is any checkpoint form ``deeplab_lfov.model.weights.load_weights`` reads (a TensorFlow
 checkpoint prefix or directory, a .caffemodel, or the classic net_weights pickle).  The model is
-built once for the whole collection; see ``deeplab_lfov.collection``.
+built once for the whole collection; see ``deeplab_lfov.deploy.collection``.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import argparse
 import os
 from typing import Optional, Sequence
 
-from ..settings import InferConfig, parse_shard
-from . import run
+from ..cli import run
+from ..settings import InferConfig
+from ..settings.flags import parse_shard
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -26,10 +27,12 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     config = InferConfig.from_args(get_args_parser().parse_args(argv))
     crf = config.make_crf()  # fails now, before any work, if the backend's package is missing
-    from ..checks import check_writable, raise_for_problems
-    from ..collection import gather, output_paths, segment, shard
-    from ..errors import DeepLabError
-    from ..predict import predictor_for
+    from ..core.errors import DeepLabError
+    from ..core.files import check_writable
+    from ..data.checks import raise_for_problems
+    from ..data.inputs import gather, shard
+    from ..deploy.collection import output_paths, segment
+    from ..evaluation.predict import predictor_for
 
     items, single = gather(config.img_path)
     total = len(items)

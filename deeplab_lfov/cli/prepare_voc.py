@@ -14,8 +14,8 @@ import argparse
 import os
 from typing import Optional, Sequence
 
+from ..cli import run
 from ..settings import PrepareVOCConfig
-from . import run
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -24,7 +24,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     config = PrepareVOCConfig.from_args(get_args_parser().parse_args(argv))
-    from ..voc import check_lists, convert_labels
+    from ..data.voc import check_lists, convert_labels
     output = config.output_dir or os.path.join(config.voc_dir, "SegmentationClassAug")
     counts = convert_labels(config.voc_dir, config.sbd_dir, output, overwrite=config.overwrite)
     print(f"Wrote {counts['voc']} labels from SegmentationClass and {counts['sbd']} from SBD to {output} "
@@ -33,9 +33,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for line in missing[:50]:
         print(f"missing: {line}")
     if missing:
-        print(f"{len(missing)} list entries have a missing image or label" +
-              (" (first 50 shown)" if len(missing) > 50 else ""))
-        return 1
+        from ..core.errors import DeepLabError
+        raise DeepLabError(f"{len(missing)} list entries have a missing image or label" +
+                           (" (first 50 shown above)" if len(missing) > 50 else " (shown above)"))
     print("Every list entry has its image and label.")
     return 0
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 from typing import Optional, Sequence
 
+from ..cli import log, run
 from ..settings import TrainConfig
-from . import log, run
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -23,7 +23,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     config = TrainConfig.from_args(get_args_parser().parse_args(argv))
-    from ..training import train
+    from ..training.trainer import train
     train(config, log=log)
     return 0
 

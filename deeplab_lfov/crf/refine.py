@@ -1,0 +1,134 @@
+"""Dense-CRF refinement of existing labels or probabilities: what ``util/crf_refine.py`` runs.
+
+Inputs are label PNGs (pseudo labels: a hard label becomes a unary with confidence ``gt_prob``,
+the rest spread evenly over the other classes; ``ignore_label`` pixels get a flat unary, so the
+CRF decides them from the image) or ``.npy`` probabilities saved by ``inference.py --outputs
+probs``.  Each input is refined with its image in a worker process; this module imports no
+TensorFlow, so workers start in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..core.errors import DeepLabError
+from ..data.images import read_image, read_label
+from ..data.inputs import IMAGE_EXTENSIONS
+from .dense import make_crf
+from .params import CRFParams
+
+__all__ = ["unary_from_labels", "refine_sources", "refine_one", "init_worker"]
+
+
+def unary_from_labels(labels: np.ndarray, num_classes: int, gt_prob: float, ignore_label: int) -> np.ndarray:
+    """(H, W, C) probabilities of hard labels: ``gt_prob`` on the label, the rest spread; flat where ignored."""
+    probs = np.full(labels.shape + (num_classes,), (1.0 - gt_prob) / max(num_classes - 1, 1), np.float32)
+    valid = labels < num_classes
+    rows, cols = np.nonzero(valid)
+    probs[rows, cols, labels[valid]] = gt_prob
+    probs[~valid] = 1.0 / num_classes
+    if np.any(~valid & (labels != ignore_label)):
+        bad = sorted(set(np.unique(labels[~valid]).tolist()) - {ignore_label})[:8]
+        raise DeepLabError(f"label values {', '.join(map(str, bad))} outside 0..{num_classes - 1} and ignore label "
+                           f"{ignore_label}", "label values out of range")
+    return probs
+
+
+def refine_sources(input_dir: str, image_dir: str, output_dir: str) -> List[Tuple[str, Optional[str], str]]:
+    """(input, image or None if missing, output) for every .png/.npy under ``input_dir``, sorted."""
+    out = []
+    for root, _, files in os.walk(input_dir):
+        for name in files:
+            stem, ext = os.path.splitext(name)
+            if ext.lower() not in (".png", ".npy"):
+                continue
+            rel = os.path.relpath(os.path.join(root, stem), input_dir)
+            image = next((os.path.join(image_dir, rel + e) for e in IMAGE_EXTENSIONS + tuple(x.upper() for x in
+                          IMAGE_EXTENSIONS) if os.path.isfile(os.path.join(image_dir, rel + e))), None)
+            out.append((os.path.join(root, name), image, os.path.join(output_dir, rel + ".png")))
+    if not out:
+        raise DeepLabError(f"{input_dir}: no label PNGs or .npy probabilities in this folder")
+    return sorted(out)
+
+
+_worker: Optional[tuple] = None
+
+
+def init_worker(params: CRFParams, num_classes: int, gt_prob: float, ignore_label: int,
+                colors: Optional[np.ndarray], backend: str = "pydensecrf") -> None:
+    """Process-pool initializer (and the in-process set-up): the CRF and the settings, once."""
+    global _worker
+    _worker = (make_crf(params, backend), num_classes, gt_prob, ignore_label, colors)
+
+
+def refine_one(source: Tuple[str, Optional[str], str]) -> Optional[Tuple[str, str]]:
+    """Refine one input and write its labels; None on success, else (message, kind)."""
+    from ..data.colormap import save_mask
+    crf, num_classes, gt_prob, ignore_label, colors = _worker
+    path, image_path, out = source
+    try:
+        if image_path is None:
+            raise DeepLabError(f"{path}: no image with this name in --image_dir", "image not found")
+        rgb = read_image(image_path)
+        if path.lower().endswith(".npy"):
+            try:
+                probs = np.load(path).astype(np.float32)
+            except (OSError, ValueError) as e:
+                raise DeepLabError(f"{path}: cannot read probabilities ({e})", "cannot read input") from None
+            if probs.ndim != 3 or probs.shape[-1] != num_classes:
+                raise DeepLabError(f"{path}: probabilities of shape {probs.shape}, expected (H, W, {num_classes})",
+                                   "wrong shape")
+            probs = np.clip(probs, 0, None)
+            probs /= np.maximum(probs.sum(-1, keepdims=True), 1e-12)
+        else:
+            try:
+                probs = unary_from_labels(read_label(path), num_classes, gt_prob, ignore_label)
+            except DeepLabError as e:
+                message = str(e) if str(e).startswith(path) else f"{path}: {e}"
+                raise DeepLabError(message, e.kind) from None
+        if probs.shape[:2] != rgb.shape[:2]:
+            raise DeepLabError(f"{path}: size {probs.shape[1]}x{probs.shape[0]} differs from its image "
+                               f"{rgb.shape[1]}x{rgb.shape[0]}", "size differs from image")
+        labels = np.argmax(crf(rgb, probs), axis=-1).astype(np.uint8)
+        try:
+            save_mask(out, labels, colors)
+        except OSError as e:
+            raise DeepLabError(f"{out}: cannot write ({e.strerror or e})", "cannot write output") from None
+    except DeepLabError as e:
+        return str(e), e.kind or "failed"
+    return None
+
+
+def refine_all(sources: Sequence[Tuple[str, Optional[str], str]], params: CRFParams, num_classes: int,
+               gt_prob: float, ignore_label: int, colors: Optional[np.ndarray], workers: int, backend: str = "tf"):
+    """Refine every source; the pydensecrf backend in ``workers`` processes, the TF one in this process
+    (it uses every core by itself).  Returns the problems."""
+    import concurrent.futures
+    import multiprocessing
+
+    from ..core.progress import Progress
+    from ..data.checks import Problem
+    init_worker(params, num_classes, gt_prob, ignore_label, colors, backend)  # fails here without the package
+    bar = Progress(len(sources), "refined")
+    problems = []
+    if workers > 1 and backend == "pydensecrf":
+        pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                                      initializer=init_worker,
+                                                      initargs=(params, num_classes, gt_prob, ignore_label, colors,
+                                                                backend))
+        results = pool.map(refine_one, sources, chunksize=4)
+    else:
+        pool, results = None, map(refine_one, sources)
+    try:
+        for source, result in zip(sources, results):
+            if result is not None:
+                problems.append(Problem(source[0], *result))
+            bar.update()
+    finally:
+        if pool:
+            pool.shutdown(cancel_futures=True)
+        bar.close()
+    return problems

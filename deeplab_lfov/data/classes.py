@@ -1,0 +1,90 @@
+"""Class names and colours: PASCAL VOC's by default, or a ``--classes`` file of your own.
+
+A classes file has one class per line, in index order (background first): ``name`` or
+``name R G B``.  Classes without a colour get VOC's bit-interleaved colour of their index (which
+extends to 255 classes), so a file of names alone works for any number of classes.  The colours
+are the palette of saved masks, of overlays and figures, and the map ``util/convert_labels.py``
+turns colour-coded RGB masks back into indices with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+from ..core.constants import IGNORE_LABEL
+from ..core.errors import DeepLabError
+from .colormap import IGNORE_COLOR, VOC_CLASSES, VOC_COLORS
+
+__all__ = ["ClassList", "read_classes", "VOC"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassList:
+    """Names of the classes and the 256-entry colour table (index 255, ignore, in cream)."""
+
+    names: Tuple[str, ...]
+    colors: np.ndarray = dataclasses.field(compare=False, repr=False)
+    source: str = "PASCAL VOC"
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def palette(self) -> List[int]:
+        """The 768-entry palette of label PNGs."""
+        return self.colors.reshape(-1).tolist()
+
+    def names_for(self, num_classes: int) -> List[str]:
+        """Names for a model of ``num_classes`` classes (numbers past the list's end)."""
+        return [self.names[i] if i < len(self.names) else str(i) for i in range(num_classes)]
+
+    def to_text(self) -> str:
+        """The classes file of this list (every class with its colour)."""
+        return "".join(f"{name} {r} {g} {b}\n" for name, (r, g, b) in zip(self.names, self.colors[:len(self.names)]))
+
+
+VOC = ClassList(tuple(VOC_CLASSES), VOC_COLORS)
+
+
+def read_classes(path: Optional[str]) -> ClassList:
+    """The classes of a ``--classes`` file (errors name the file and line); VOC's without a path."""
+    if not path:
+        return VOC
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise DeepLabError(f"{path}: cannot read the classes file ({e.strerror or e})") from None
+    names: List[str] = []
+    colors = VOC_COLORS.copy()
+    given = {}
+    for number, text in enumerate(lines, start=1):
+        fields = text.split()
+        if not fields or text.lstrip().startswith("#"):
+            continue
+        if len(fields) not in (1, 4):
+            raise DeepLabError(f"{path}:{number}: expected 'name' or 'name R G B', got {text.strip()!r}")
+        name = fields[0]
+        if name in names:
+            raise DeepLabError(f"{path}:{number}: class {name!r} is listed twice")
+        if len(names) >= IGNORE_LABEL:
+            raise DeepLabError(f"{path}:{number}: more than {IGNORE_LABEL} classes (255 is the ignore label)")
+        if len(fields) == 4:
+            try:
+                rgb = tuple(int(v) for v in fields[1:])
+            except ValueError:
+                raise DeepLabError(f"{path}:{number}: R G B must be integers 0..255, got {' '.join(fields[1:])!r}") \
+                    from None
+            if not all(0 <= v <= 255 for v in rgb):
+                raise DeepLabError(f"{path}:{number}: R G B must be integers 0..255, got {' '.join(fields[1:])!r}")
+            if rgb in given:
+                raise DeepLabError(f"{path}:{number}: colour {rgb} is also class {given[rgb]!r}'s")
+            given[rgb] = name
+            colors[len(names)] = rgb
+        names.append(name)
+    if not names:
+        raise DeepLabError(f"{path}: no classes in this file")
+    colors[IGNORE_LABEL] = IGNORE_COLOR
+    return ClassList(tuple(names), colors, source=path)

@@ -1,0 +1,1 @@
+"""Deployment: segmenting collections of images, and verified SavedModel and TFLite exports."""

@@ -1,0 +1,243 @@
+"""Segmenting collections: what ``inference.py`` does with a folder, a glob or a list of images.
+
+* ``output_paths``: outputs mirror the input tree of ``data.inputs.gather``:
+  ``SAVE_DIR/<relative path>.png`` (masks), ``SAVE_DIR/overlay/...png``, ``SAVE_DIR/probs/...npy``.
+  One image keeps the classic ``SAVE_DIR/mask.png`` (``overlay.png``, ``probs.npy``).
+* ``segment`` builds nothing: it takes a ``Predictor``.  Images are decoded in background threads
+  while the net runs, consecutive images of one size go through the net as one batch, large
+  images can run downscaled (``max_size``) with their probabilities upsampled back in row chunks,
+  and every output is written atomically.  A file that cannot be read or written is recorded and
+  the rest goes on.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import dataclasses
+import os
+import time
+from typing import Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+
+import numpy as np
+from PIL import Image
+
+from ..core.errors import DeepLabError
+from ..core.files import atomic_path
+from ..core.progress import Progress
+from ..data.checks import Problem
+from ..data.colormap import overlay, save_mask
+from ..data.images import read_image, save_png
+from ..data.inputs import Item
+
+__all__ = ["output_paths", "segment", "Summary", "upsample_rows", "float16_keeping_argmax"]
+
+
+def output_paths(item: Item, save_dir: str, outputs: Sequence[str], single: bool) -> Dict[str, str]:
+    """Where each requested output of ``item`` goes."""
+    if single:
+        names = {"mask": "mask.png", "overlay": "overlay.png", "probs": "probs.npy"}
+        return {kind: os.path.join(save_dir, names[kind]) for kind in outputs}
+    out = {}
+    for kind in outputs:
+        folder = save_dir if kind == "mask" else os.path.join(save_dir, kind)
+        out[kind] = os.path.join(folder, item.name + (".npy" if kind == "probs" else ".png"))
+    return out
+
+
+def upsample_rows(probs: np.ndarray, height: int, width: int, rows: int = 256) -> Iterator[Tuple[int, np.ndarray]]:
+    """Aligned-corner bilinear upsampling of (h, w, C) probabilities to (height, width, C), as
+    (first row, block) pairs of at most ``rows`` rows, so a 4000x3000 result never exists at once."""
+    h, w = probs.shape[:2]
+
+    def grid(full, small):
+        pos = np.arange(full, dtype=np.float64) * ((small - 1) / (full - 1) if full > 1 else 0.0)
+        low = np.clip(np.floor(pos).astype(np.int64), 0, small - 1)
+        return low, np.minimum(low + 1, small - 1), (pos - low).astype(np.float32)
+
+    y0, y1, fy = grid(height, h)
+    x0, x1, fx = grid(width, w)
+    fx = fx[None, :, None]
+    for start in range(0, height, rows):
+        sl = slice(start, min(start + rows, height))
+        top = probs[y0[sl]] * (1 - fy[sl, None, None]) + probs[y1[sl]] * fy[sl, None, None]
+        yield start, top[:, x0] * (1 - fx) + top[:, x1] * fx
+
+
+def float16_keeping_argmax(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``probs`` as float16 whose argmax is still ``labels``: where rounding made a near-tie flip, the
+    label's probability is raised by one float16 step (below float16's own precision)."""
+    out = probs.astype(np.float16)
+    flipped = np.argmax(out, axis=-1) != labels
+    if flipped.any():
+        rows = out[flipped]
+        rows[np.arange(len(rows)), labels[flipped]] = np.nextafter(rows.max(axis=-1), np.float16(np.inf))
+        out[flipped] = rows
+    return out
+
+
+def _save_npy(path: str, array: np.ndarray) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, array)
+
+
+@dataclasses.dataclass
+class Summary:
+    """What a collection run did."""
+
+    done: int = 0
+    skipped: int = 0
+    problems: List[Problem] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+
+
+def segment(predictor, items: Sequence[Item], save_dir: str, *, outputs: Sequence[str] = ("mask",),
+            single: bool = False, batch_size: int = 1, skip_existing: bool = False, max_size: Optional[int] = None,
+            crf: Optional[Callable] = None, names: Sequence[str] = (), colors: Optional[np.ndarray] = None,
+            workers: int = 2, progress: bool = True) -> Summary:
+    """Segment ``items`` with ``predictor`` and write their ``outputs``; see the module docstring.
+
+    The steps: the work left (``skip_existing``), images decoded ahead in ``workers`` threads, consecutive
+    images of one size batched, each batch run through the net, each image's outputs written.
+    """
+    summary = Summary()
+    started = time.time()
+    todo = _work_left(items, save_dir, outputs, single, skip_existing, summary)
+    bar = Progress(len(todo), "segmented") if progress and not single and todo else None
+    decoded = _decoded_ahead(todo, max_size, workers, window=max(2 * batch_size, 4), summary=summary, bar=bar)
+    for batch in _equal_size_batches(decoded, batch_size):
+        _run_batch(predictor, batch, summary, bar, crf=crf, names=names, colors=colors)
+    if bar:
+        bar.close()
+    summary.seconds = time.time() - started
+    return summary
+
+
+class _Decoded(NamedTuple):
+    """One image ready for the net: where its outputs go, the image, and what the net sees."""
+
+    item: Item
+    paths: Dict[str, str]
+    rgb: np.ndarray
+    small: np.ndarray  # ``rgb`` itself, or downscaled to ``max_size``
+
+
+def _work_left(items: Sequence[Item], save_dir: str, outputs: Sequence[str], single: bool, skip_existing: bool,
+               summary: Summary) -> List[Tuple[Item, Dict[str, str]]]:
+    """The items still to do, with their output paths; with ``skip_existing`` those done are counted."""
+    todo = []
+    for item in items:
+        paths = output_paths(item, save_dir, outputs, single)
+        if skip_existing and all(os.path.exists(p) for p in paths.values()):
+            summary.skipped += 1
+        else:
+            todo.append((item, paths))
+    return todo
+
+
+def _decode(item: Item, max_size: Optional[int]) -> Tuple[np.ndarray, np.ndarray]:
+    """(the image, the image the net runs on: downscaled if its longer side exceeds ``max_size``)."""
+    rgb = read_image(item.path)
+    small = rgb
+    if max_size and max(rgb.shape[:2]) > max_size:
+        scale = max_size / max(rgb.shape[:2])
+        size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
+        small = np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR))
+    return rgb, small
+
+
+def _decoded_ahead(todo: Sequence[Tuple[Item, Dict[str, str]]], max_size: Optional[int], workers: int, window: int,
+                   summary: Summary, bar: Optional[Progress]) -> Iterator[_Decoded]:
+    """The images of ``todo`` in order, decoded up to ``window`` ahead in background threads; one that
+    cannot be read is recorded in ``summary`` and passed over."""
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        pending: collections.deque = collections.deque()
+        queue = iter(todo)
+        while True:
+            while len(pending) < window:
+                nxt = next(queue, None)
+                if nxt is None:
+                    break
+                pending.append((nxt, pool.submit(_decode, nxt[0], max_size)))
+            if not pending:
+                return
+            (item, paths), future = pending.popleft()
+            try:
+                rgb, small = future.result()
+            except DeepLabError as e:
+                _record_failure(summary, item, e)
+                if bar:
+                    bar.update()
+                continue
+            yield _Decoded(item, paths, rgb, small)
+
+
+def _equal_size_batches(decoded: Iterable[_Decoded], batch_size: int) -> Iterator[List[_Decoded]]:
+    """Consecutive images of one (network input) size, ``batch_size`` at most per batch."""
+    batch: List[_Decoded] = []
+    for one in decoded:
+        if batch and (len(batch) >= batch_size or batch[0].small.shape != one.small.shape):
+            yield batch
+            batch = []
+        batch.append(one)
+    if batch:
+        yield batch
+
+
+def _run_batch(predictor, batch: Sequence[_Decoded], summary: Summary, bar: Optional[Progress], *,
+               crf: Optional[Callable], names: Sequence[str], colors: Optional[np.ndarray]) -> None:
+    """One batch through the net, then every image's outputs; failures are recorded per image."""
+    try:
+        all_probs = predictor.probabilities_batch([one.small for one in batch])
+    except DeepLabError as e:
+        for one in batch:
+            _record_failure(summary, one.item, e)
+        return
+    for one, probs in zip(batch, all_probs):
+        try:
+            _write_outputs(one, probs, crf=crf, names=names, colors=colors)
+            summary.done += 1
+        except (DeepLabError, OSError) as e:
+            _record_failure(summary, one.item, e)
+    if bar:
+        bar.update(len(batch))
+
+
+def _write_outputs(one: _Decoded, probs: np.ndarray, *, crf: Optional[Callable], names: Sequence[str],
+                   colors: Optional[np.ndarray]) -> None:
+    """The mask, overlay and probabilities of one image, at its full size (CRF-refined if asked)."""
+    rgb, paths = one.rgb, one.paths
+    height, width = rgb.shape[:2]
+    full: Optional[np.ndarray] = probs
+    if one.small is not rgb:  # ran downscaled: back to the image's size
+        full = None
+        if crf is not None or "probs" in paths:
+            full = np.empty((height, width, probs.shape[-1]), np.float32)
+            for start, block in upsample_rows(probs, height, width):
+                full[start:start + len(block)] = block
+    if crf is not None:
+        full = crf(rgb, full)
+    if full is not None:
+        labels = np.argmax(full, axis=-1).astype(np.uint8)
+    else:  # only the mask of a large image: row blocks, never the full probabilities
+        labels = np.empty((height, width), np.uint8)
+        for start, block in upsample_rows(probs, height, width):
+            labels[start:start + len(block)] = np.argmax(block, axis=-1)
+    if "mask" in paths:
+        save_mask(paths["mask"], labels, colors)
+    if "overlay" in paths:
+        save_png(paths["overlay"], Image.fromarray(overlay(rgb, labels, names, colors)))
+    if "probs" in paths:
+        _save_npy(paths["probs"], float16_keeping_argmax(full, labels))
+
+
+def _record_failure(summary: Summary, item: Item, error: Exception) -> None:
+    """``error`` as one problem of the summary, with its kind and a one-line message naming the file."""
+    kind = getattr(error, "kind", "") or ("cannot write output" if isinstance(error, OSError) else "failed")
+    if isinstance(error, DeepLabError):
+        message = str(error)
+    elif isinstance(error, OSError):
+        message = f"{item.path}: {error.strerror or error}"
+    else:
+        message = f"{item.path}: {type(error).__name__}: {error}"
+    summary.problems.append(Problem(item, message, kind))

@@ -1,0 +1,64 @@
+"""Grid search of the dense CRF's parameters on a subset of a list, as the DeepLab paper chose them.
+
+The network runs once per image; its probabilities are kept (as float16, ``len(entries)`` of them)
+and every CRF setting of the grid is scored on them through one confusion matrix per setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..crf.dense import make_crf
+from ..crf.params import CRFParams
+from ..data.reader import Entry, load_pair
+from .metrics import confusion_matrix, scores
+from .predict import Predictor
+
+__all__ = ["SearchResult", "crf_grid_search"]
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchResult:
+    """The mean IoU without the CRF, and every setting tried with its mean IoU (best first)."""
+
+    plain_miou: float
+    tried: Tuple[Tuple[CRFParams, float], ...]
+
+    @property
+    def best(self) -> Tuple[CRFParams, float]:
+        return self.tried[0]
+
+
+def crf_grid_search(predictor: Predictor, entries: Sequence[Entry], *, num_classes: int, ignore_label: int,
+                    bi_w: Sequence[float], bi_xy_std: Sequence[float], bi_rgb_std: Sequence[float],
+                    pos_w: float = 3.0, pos_xy_std: float = 3.0, iterations: int = 10, backend: str = "tf",
+                    log: Optional[Callable[[str], None]] = None) -> SearchResult:
+    """Score every (bi_w, bi_xy_std, bi_rgb_std) of the grid on ``entries``; ``log`` gets a line per setting."""
+    log = log or (lambda line: None)
+    cached = []
+    plain = np.zeros((num_classes, num_classes), np.int64)
+    for entry in entries:
+        rgb, label = load_pair(entry, num_classes, ignore_label)
+        probs = predictor.probabilities(rgb)
+        plain += confusion_matrix(label, probs.argmax(-1), num_classes, ignore_label)
+        cached.append((rgb, probs.astype(np.float16), label))
+    plain_miou = scores(plain)["mean_iou"]
+    log(f"Without CRF: mean IoU {plain_miou:.4f} on {len(entries)} images")
+    tried: List[Tuple[CRFParams, float]] = []
+    for w, xy, rgb_std in itertools.product(bi_w, bi_xy_std, bi_rgb_std):
+        params = CRFParams(bi_w=w, bi_xy_std=xy, bi_rgb_std=rgb_std, pos_w=pos_w, pos_xy_std=pos_xy_std,
+                           iterations=iterations)
+        crf = make_crf(params, backend)
+        confusion = np.zeros_like(plain)
+        for rgb, probs, label in cached:
+            confusion += confusion_matrix(label, crf(rgb, probs.astype(np.float32)).argmax(-1), num_classes,
+                                          ignore_label)
+        miou = scores(confusion)["mean_iou"]
+        log(f"bi_w {w:g}  bi_xy_std {xy:g}  bi_rgb_std {rgb_std:g}  mean IoU {miou:.4f}")
+        tried.append((params, miou))
+    tried.sort(key=lambda t: -t[1])  # stable: the first of equal settings stays first
+    return SearchResult(plain_miou, tuple(tried))

@@ -1,0 +1,1 @@
+"""Training: the compiled step, the loop and its callbacks, snapshots, optimisers."""

@@ -1,0 +1,293 @@
+"""The training loop and its periodic jobs, as callbacks called at step events.
+
+``run_loop`` calls the compiled training step and, only at the steps some callback asked for,
+reads the loss from the device (one host round trip), checks that training is still healthy and
+calls the callbacks that are due.  Each job is a ``Callback``: the progress line, TensorBoard
+scalars, figures and snapshots are the built-in ones; a new periodic job (validation, say) is a new
+callback passed to ``training.train``, with no edit of the loop.
+
+A callback says when it is due with ``every`` (steps that are multiples of it) and ``at_end`` (the
+last step too); ``on_train_begin`` and ``on_train_end`` bracket the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import tempfile
+import time
+from typing import Callable, Iterator, Optional, Sequence
+
+import numpy as np
+from PIL import Image
+
+from ..core._tf import tf
+from ..core.progress import hms
+from ..data.colormap import decode_labels
+from ..data.images import IMG_MEAN, save_png
+from .snapshots import SnapshotStore
+
+__all__ = ["StepState", "Callback", "run_loop", "ProgressLogger", "TensorBoardScalars", "Snapshots", "Figures",
+           "Validation", "training_figure"]
+
+
+@dataclasses.dataclass
+class StepState:
+    """What the loop knows, passed to every callback.
+
+    ``loss`` is the global loss of the step just done (read only at due steps); ``resumed`` says
+    whether the run continues an earlier one; ``stop_signal`` is set when SIGINT/SIGTERM ended it.
+    """
+
+    step: int
+    num_steps: int
+    resumed: bool = False
+    loss: Optional[float] = None
+    started: float = dataclasses.field(default_factory=time.time)
+    start_step: int = 0
+    last_snapshot: Optional[str] = None
+    stop_signal: Optional[int] = None
+
+    def __post_init__(self):
+        self.start_step = self.step
+
+
+class Callback:
+    """A job of the training loop.  Override the hooks you need.
+
+    Attributes:
+      every: ``on_step`` is called at every step that is a multiple of it (0: never).
+      at_end: ``on_step`` is also called at the last step of the run.
+    """
+
+    every: int = 0
+    at_end: bool = False
+
+    def due(self, step: int, final: bool) -> bool:
+        return bool(self.every and step % self.every == 0) or (final and self.at_end)
+
+    def on_train_begin(self, state: StepState) -> None:
+        """Before the first step (``state.step`` is the step the run starts from)."""
+
+    def on_step(self, state: StepState) -> None:
+        """After a due step; ``state.loss`` holds its loss."""
+
+    def on_train_end(self, state: StepState) -> None:
+        """After the last step, or after the step at which a signal stopped the run."""
+
+
+class _StopSignals:
+    """Turns SIGINT/SIGTERM into a flag checked between steps (main thread only)."""
+
+    def __init__(self):
+        self.received: Optional[int] = None
+        self._previous = {}
+
+    def __enter__(self):
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        except ValueError:  # not the main thread: leave signals alone
+            pass
+        return self
+
+    def _handle(self, signum, frame):
+        self.received = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def run_loop(train_step: Callable, batches: Iterator, state: StepState, callbacks: Sequence[Callback],
+             check: Callable[[StepState], None] = lambda state: None) -> StepState:
+    """Run ``train_step(batches)`` (one update, taking the batches it needs from the iterator) until
+    ``state.num_steps`` or a stop signal.
+
+    Between due steps nothing is read back from the device.  ``check(state)`` runs at every due
+    step before the callbacks (it raises to stop training, e.g. on a non-finite loss).
+    """
+    for callback in callbacks:
+        callback.on_train_begin(state)
+    with _StopSignals() as signals:
+        while state.step < state.num_steps:
+            loss = train_step(batches)
+            state.step += 1
+            final = state.step == state.num_steps
+            due = [c for c in callbacks if c.due(state.step, final)]
+            if not due and signals.received is None:
+                continue
+            state.loss = float(loss)
+            check(state)
+            for callback in due:
+                callback.on_step(state)
+            if signals.received is not None:
+                state.stop_signal = signals.received
+                break
+    for callback in callbacks:
+        callback.on_train_end(state)
+    return state
+
+
+class ProgressLogger(Callback):
+    """``step N \\t loss = X, (Y sec/step, Z images/s, ETA h:mm:ss)``, the classic line plus rate and ETA."""
+
+    at_end = True
+
+    def __init__(self, every: int, batch_size: int, log: Callable[[str], None]):
+        self.every, self.batch_size, self.log = every, batch_size, log
+
+    def on_train_begin(self, state: StepState) -> None:
+        self._last_time, self._last_step = time.time(), state.step
+
+    def on_step(self, state: StepState) -> None:
+        now = time.time()
+        per_step = (now - self._last_time) / max(state.step - self._last_step, 1)
+        self._last_time, self._last_step = now, state.step
+        rate = (state.step - state.start_step) / max(now - state.started, 1e-9)
+        eta = (state.num_steps - state.step) / max(rate, 1e-9)
+        self.log(f"step {state.step:d} \t loss = {state.loss:.3f}, ({per_step:.3f} sec/step, "
+                 f"{self.batch_size / max(per_step, 1e-9):.1f} images/s, ETA {hms(eta)})")
+
+
+class TensorBoardScalars(Callback):
+    """The loss and the learning rate, as TensorBoard scalars."""
+
+    at_end = True
+
+    def __init__(self, every: int, writer, learning_rate: Callable[[], tf.Tensor]):
+        self.every, self.writer, self.learning_rate = every, writer, learning_rate
+
+    def on_step(self, state: StepState) -> None:
+        with self.writer.as_default(step=state.step):
+            tf.summary.scalar("loss", state.loss)
+            tf.summary.scalar("learning_rate", self.learning_rate())
+
+    def on_train_end(self, state: StepState) -> None:
+        self.writer.flush()
+
+
+class Snapshots(Callback):
+    """``model.ckpt-STEP`` every ``every`` steps, at step 0 of a new run, at the end and on a stop."""
+
+    at_end = True
+
+    def __init__(self, every: int, store: SnapshotStore):
+        self.every, self.store = every, store
+
+    def _save(self, state: StepState) -> None:
+        state.last_snapshot = self.store.save(state.step)
+
+    def on_train_begin(self, state: StepState) -> None:
+        state.last_snapshot = self.store.last_path
+        if not state.resumed:
+            self._save(state)
+
+    def on_step(self, state: StepState) -> None:
+        self._save(state)
+
+    def on_train_end(self, state: StepState) -> None:
+        if state.stop_signal is not None and not (state.last_snapshot or "").endswith(f"-{state.step}"):
+            self._save(state)
+
+
+def training_figure(images: np.ndarray, labels: np.ndarray, preds: np.ndarray,
+                    colors: Optional[np.ndarray] = None) -> np.ndarray:
+    """Rows of image | ground truth | prediction, as one RGB uint8 array (classes in ``colors``)."""
+    rows = []
+    for image, label, pred in zip(images, labels, preds):
+        rgb = np.clip(image + IMG_MEAN, 0, 255)[..., ::-1].astype(np.uint8)
+        rows.append(np.concatenate([rgb, decode_labels(label, colors), decode_labels(pred, colors)], axis=1))
+    return np.concatenate(rows, axis=0)
+
+
+class Figures(Callback):
+    """``SAVE_DIR/train_STEP.png`` (image | ground truth | prediction) and the same in TensorBoard,
+    whenever a snapshot is written."""
+
+    at_end = True
+
+    def __init__(self, every: int, save_dir: str, preview, predict: Callable, writer,
+                 colors: Optional[np.ndarray] = None):
+        self.every, self.save_dir, self.preview, self.predict, self.writer = every, save_dir, preview, predict, writer
+        self.colors = colors
+
+    def _draw(self, step: int) -> None:
+        images, labels = self.preview
+        figure = training_figure(images.numpy(), labels.numpy(), self.predict(images).numpy(), self.colors)
+        save_png(os.path.join(self.save_dir, f"train_{step}.png"), Image.fromarray(figure))
+        with self.writer.as_default(step=step):
+            tf.summary.image("data|mask|pred", figure[None], step=step)
+
+    def on_train_begin(self, state: StepState) -> None:
+        if not state.resumed:
+            self._draw(state.step)
+
+    def on_step(self, state: StepState) -> None:
+        self._draw(state.step)
+
+    def on_train_end(self, state: StepState) -> None:
+        if state.stop_signal is not None and state.step % self.every and state.step != state.num_steps:
+            self._draw(state.step)
+
+
+class Validation(Callback):
+    """Mean IoU on a validation list at every ``every`` steps (and the last), in the log and in
+    TensorBoard (``val/mean_iou``); the best snapshot so far is kept in ``best_dir`` with its step and
+    mean IoU in ``best.json``.  A resumed run starts from the best recorded there."""
+
+    at_end = True
+
+    def __init__(self, every: int, model, entries, num_classes: int, ignore_label: int, best_dir: str, writer,
+                 log: Callable[[str], None]):
+        from ..evaluation.predict import Predictor
+        self.every, self.model, self.entries = every, model, entries
+        self.num_classes, self.ignore_label = num_classes, ignore_label
+        self.best_dir, self.writer, self.log = best_dir, writer, log
+        self.predictor = Predictor(model)
+        self.best: Optional[dict] = None
+
+    def on_train_begin(self, state: StepState) -> None:
+        try:
+            with open(os.path.join(self.best_dir, "best.json")) as f:
+                self.best = json.load(f)
+        except (OSError, ValueError):
+            self.best = None
+
+    def on_step(self, state: StepState) -> None:
+        from ..evaluation.evaluator import evaluate
+        from ..evaluation.metrics import scores
+        confusion = evaluate(self.predictor, self.entries, num_classes=self.num_classes,
+                             ignore_label=self.ignore_label, log=lambda line: None)["plain"]
+        miou = scores(confusion)["mean_iou"]
+        with self.writer.as_default(step=state.step):
+            tf.summary.scalar("val/mean_iou", miou)
+        if self.best is None or miou > self.best["mean_iou"]:
+            self.best = {"step": state.step, "mean_iou": miou}
+            self._save_best()
+        self.log(f"validation at step {state.step}: mean IoU {miou:.4f} on {len(self.entries)} images "
+                 f"(best {self.best['mean_iou']:.4f} at step {self.best['step']})")
+
+    def _save_best(self) -> None:
+        """Weights and best.json into a fresh folder, then swapped in place of the old best."""
+        from ..model.weights import save_weights
+        parent = os.path.dirname(os.path.abspath(self.best_dir))
+        staged = tempfile.mkdtemp(prefix=".best-", dir=parent)
+        try:
+            save_weights(os.path.join(staged, "model.ckpt"), {k: v.numpy() for k, v in
+                                                              self.model.named_variables().items()})
+            with open(os.path.join(staged, "best.json"), "w") as f:
+                json.dump(self.best, f)
+            old = None
+            if os.path.isdir(self.best_dir):
+                old = staged + ".old"
+                os.replace(self.best_dir, old)
+            os.replace(staged, self.best_dir)
+            if old:
+                shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise

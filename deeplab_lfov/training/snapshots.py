@@ -1,0 +1,199 @@
+"""The snapshot directory of a training run, owned by one live run at a time.
+
+``SnapshotStore`` is everything that touches ``--snapshot_dir``:
+
+* **a lock**: an exclusive ``fcntl.flock`` on ``SNAPSHOT_DIR/.lock``, taken before anything is
+  written.  The kernel drops it when the process ends, however it ends (SIGKILL included), so a
+  dead run never blocks the next one; a second live run on the same directory is refused with the
+  first one's PID and host, and changes no file.  Under multi-worker training only the chief locks.
+* **the run record** ``run.json``: every setting, the command line, versions and start time,
+  written atomically when a run starts; a resumed run compares its settings with it.
+* **snapshots** ``model.ckpt-STEP`` (weights, optimizer state, step): TensorFlow writes them under
+  temporary names and switches the ``checkpoint`` index to a snapshot only once it is complete;
+  the last ``max_to_keep`` are kept; what a failed save left behind is removed.
+"""
+
+from __future__ import annotations
+
+import datetime
+import errno
+import fcntl
+import json
+import os
+import shutil
+import socket
+import sys
+import tempfile
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from ..core._tf import tf
+from ..core.errors import DeepLabError
+from ..core.files import write_text_atomic
+
+__all__ = ["SnapshotStore", "run_record", "compare_settings", "FIXED_BY_SNAPSHOT"]
+
+# Settings a snapshot fixes: resuming with another value is an error, not a change.
+FIXED_BY_SNAPSHOT = ("num_classes", "width_multiplier", "optimizer")
+
+LOCK_FILE = ".lock"
+RECORD_FILE = "run.json"
+CHECKPOINT_NAME = "model.ckpt"
+
+
+def run_record(settings: Dict[str, object]) -> Dict[str, object]:
+    """What ``run.json`` holds: the settings and how and where the run was started."""
+    from .. import __version__
+    return {
+        "settings": settings,
+        "command": sys.argv,
+        "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "versions": {"deeplab_lfov": __version__, "tensorflow": tf.__version__, "python": sys.version.split()[0]},
+    }
+
+
+def compare_settings(previous: Dict[str, object], current: Dict[str, object],
+                     fixed: Sequence[str]) -> Tuple[List[str], List[str]]:
+    """(changes, conflicts) between two runs' settings, as ``--flag NEW (was OLD)`` phrases.
+
+    A setting named in ``fixed`` cannot change under a snapshot: its change is a conflict.
+    Settings missing from ``previous`` (an older record) are not compared.
+    """
+    changes, conflicts = [], []
+    for name, value in current.items():
+        if name not in previous or previous[name] == value:
+            continue
+        phrase = f"--{name} {_show(value)} (was {_show(previous[name])})"
+        (conflicts if name in fixed else changes).append(phrase)
+    return changes, conflicts
+
+
+def _show(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+class SnapshotStore:
+    """The snapshot directory of one run (see the module docstring).
+
+    Use as a context manager: ``with SnapshotStore(dir) as store:`` holds the lock for the run.
+    """
+
+    def __init__(self, directory: str, *, chief: bool = True, max_to_keep: int = 5):
+        self.directory = directory
+        self.chief = chief
+        self.max_to_keep = max_to_keep
+        self.last_path: Optional[str] = None
+        self._lock_fd: Optional[int] = None
+        self._checkpoint = None
+        self._manager = None
+
+    # ------------------------------------------------------------------------------------ lock
+    def __enter__(self) -> SnapshotStore:
+        if self.chief:
+            self.acquire()
+        self.last_path = self.latest
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def acquire(self) -> None:
+        """Take the directory's lock, or fail naming the run that holds it (writing nothing)."""
+        try:
+            os.makedirs(self.directory, exist_ok=True)
+            fd = os.open(os.path.join(self.directory, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise DeepLabError(f"{self.directory}: --snapshot_dir is not writable ({e.strerror or e})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            holder = _read_holder(fd)
+            os.close(fd)
+            if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise DeepLabError(f"{self.directory}: cannot lock the snapshot directory ({e.strerror or e})") from None
+            raise DeepLabError(f"{self.directory}: --snapshot_dir is in use by another training run ({holder}); "
+                               f"wait for it to end or use another --snapshot_dir") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                  "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+                                  }).encode(), 0)
+        self._lock_fd = fd
+
+    def release(self) -> None:
+        """Drop the lock (the lock file stays: removing it would race with a run opening it)."""
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # ------------------------------------------------------------------------------ run record
+    @property
+    def record_path(self) -> str:
+        return os.path.join(self.directory, RECORD_FILE)
+
+    def previous_record(self) -> Optional[Dict[str, object]]:
+        """The record of the run that wrote the snapshots, or None (none yet, or unreadable)."""
+        try:
+            with open(self.record_path) as f:
+                record = json.load(f)
+            return record if isinstance(record, dict) else None
+        except (OSError, ValueError):
+            return None
+
+    def write_record(self, record: Dict[str, object]) -> None:
+        if self.chief:
+            write_text_atomic(self.record_path, json.dumps(record, indent=1) + "\n")
+
+    # ------------------------------------------------------------------------------- snapshots
+    @property
+    def latest(self) -> Optional[str]:
+        """The newest complete snapshot, or None."""
+        return tf.train.latest_checkpoint(self.directory)
+
+    def attach(self, **objects) -> tf.train.Checkpoint:
+        """Track ``objects`` (model, optimizer) in the snapshots; restores the latest one if any."""
+        self._checkpoint = tf.train.Checkpoint(**objects)
+        if self.chief:
+            self._manager = tf.train.CheckpointManager(self._checkpoint, self.directory, max_to_keep=self.max_to_keep,
+                                                       checkpoint_name=CHECKPOINT_NAME)
+        if self.latest:
+            self._checkpoint.restore(self.latest).assert_existing_objects_matched()
+        return self._checkpoint
+
+    def save(self, step: int) -> str:
+        """Write ``model.ckpt-STEP``; on failure remove what it left and name the last good snapshot."""
+        try:
+            if self.chief:
+                self.last_path = self._manager.save(checkpoint_number=step)
+            else:  # every worker saves, as tf.distribute asks; only the chief's copy is kept
+                scratch = tempfile.mkdtemp(prefix="deeplab-worker-")
+                try:
+                    self._checkpoint.write(os.path.join(scratch, CHECKPOINT_NAME))
+                finally:
+                    shutil.rmtree(scratch, ignore_errors=True)
+                self.last_path = os.path.join(self.directory, f"{CHECKPOINT_NAME}-{step}")
+        except (OSError, tf.errors.OpError) as e:  # disk full, folder removed, ...
+            self.remove_partial()
+            reason = getattr(e, "strerror", None) or str(e).strip().splitlines()[0]
+            raise DeepLabError(f"{self.directory}: cannot write snapshot {step} ({reason}); the last complete "
+                               f"snapshot is {self.last_path}") from None
+        return self.last_path
+
+    def remove_partial(self) -> None:
+        """Delete what an interrupted save left: TensorFlow's ``*_temp*`` shards and ``.tmp`` files."""
+        if not self.chief or not os.path.isdir(self.directory):
+            return
+        for name in os.listdir(self.directory):
+            if "_temp" in name or name.endswith(".tmp"):
+                path = os.path.join(self.directory, name)
+                shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
+
+
+def _read_holder(fd: int) -> str:
+    """'PID 123 on host, since ...' from a lock file held by another run."""
+    try:
+        info = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+        return f"PID {info['pid']} on {info['host']}, started {info['started']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "PID unknown: it is starting"
