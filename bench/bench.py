@@ -42,8 +42,8 @@ except ImportError:  # a plain checkout, not installed: the package is beside th
     sys.path.insert(0, ROOT)
 
 from deeplab_lfov.core._tf import tf  # noqa: E402
-from deeplab_lfov.model.ops import DTYPES  # noqa: E402
 from deeplab_lfov.model import DeepLabLargeFOV, conv_flops  # noqa: E402
+from deeplab_lfov.model.ops import DTYPES  # noqa: E402
 
 
 def timed(fn, repeats: int, warmup: int = 1):
@@ -303,7 +303,8 @@ def main(argv=None) -> int:
     train_rows = [r for r in results["rows"] if r["name"].startswith("train") and "fp32" in r["name"]]
     consumed = max(r["images_per_s"] for r in train_rows)
     with tempfile.TemporaryDirectory() as root:
-        list_path = make_images(root, 8 if args.tiny else 24)
+        # --tiny: small photos, so that evaluation's CRF (built per image size) costs the test little
+        list_path = make_images(root, 8 if args.tiny else 24, (75, 100) if args.tiny else (375, 500))
         pipe = bench_pipeline(root, list_path, sizes[0], 2, 4 if args.tiny else 40)
         results["pipeline_images_per_s"] = pipe
         results["pipeline_to_training_ratio"] = pipe / consumed

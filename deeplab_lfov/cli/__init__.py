@@ -17,8 +17,11 @@ __all__ = ["run", "quiet_tensorflow", "quiet_stderr", "log"]
 
 
 def run(main: Callable[[Optional[Sequence[str]]], Optional[int]], argv: Optional[Sequence[str]] = None) -> None:
-    """Call ``main(argv)``; a ``DeepLabError`` becomes ``error: ...`` on stderr and exit code 2."""
-    quiet_tensorflow()
+    """Call ``main(argv)``; a ``DeepLabError`` becomes ``error: ...`` on stderr and exit code 2.
+
+    TensorFlow is not imported here: a program imports it (quietly, through ``core._tf``) only once its
+    settings are valid, so ``--help``, a bad flag and every settings error answer at once.
+    """
     try:
         code = main(argv)
     except DeepLabError as e:
