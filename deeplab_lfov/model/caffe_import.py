@@ -11,6 +11,11 @@ skipped as unknown.  Both layouts are read:
 
 Files are untrusted input: the size is bounded before reading, every blob's element count is
 checked against its declared shape before anything is reshaped, and nothing is executed.
+
+``caffe_to_tf_weights`` maps the blobs to this package's names: convolutions to ``<name>/w`` (HWIO)
+and ``<name>/b``, DeepLab-v2 ResNet's BatchNorm/Scale pairs to the four frozen batch-norm tensors
+``<bn>/moving_mean``, ``<bn>/moving_variance``, ``<bn>/gamma``, ``<bn>/beta``, and it drops the MSC
+caffemodel's shared tower copies after checking them.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import importlib.machinery
 import importlib.util
 import os
+import re
 import sys
 from typing import Dict, List, Optional, Tuple
 
@@ -27,8 +33,8 @@ from google.protobuf.message import DecodeError
 
 from ..core.errors import DeepLabError
 
-__all__ = ["read_caffemodel", "caffe_to_tf_weights", "read_with_pycaffe", "DEPLOY_PROTOTXT", "MAX_CAFFEMODEL_BYTES",
-           "MAX_BLOB_ELEMENTS"]
+__all__ = ["read_caffemodel", "caffe_to_tf_weights", "caffemodel_weights", "read_with_pycaffe", "DEPLOY_PROTOTXT",
+           "MAX_CAFFEMODEL_BYTES", "MAX_BLOB_ELEMENTS"]
 
 # The published DeepLab-LargeFOV caffemodel is ~80 MB; VGG-16 with 4096-wide fc layers ~550 MB.
 MAX_CAFFEMODEL_BYTES = 2 * 1024 ** 3
@@ -83,7 +89,7 @@ def _build_classes():
 
 _NetParameter = _build_classes()
 
-# V1LayerParameter.LayerType values of the layers that carry weights.
+# V1LayerParameter.LayerType values of the layers that carry weights (V1 has no BatchNorm or Scale).
 _V1_TYPES = {4: "Convolution", 14: "InnerProduct", 39: "Deconvolution"}
 
 
@@ -106,11 +112,13 @@ def _blob_array(blob, path: str, layer: str, index: int) -> np.ndarray:
     return np.asarray(values, dtype=np.float32).reshape(shape)
 
 
-def read_caffemodel(path: str) -> Tuple[str, Dict[str, List[np.ndarray]]]:
+def read_caffemodel(path: str, *, types: Optional[Dict[str, str]] = None) -> Tuple[str, Dict[str, List[np.ndarray]]]:
     """Parse a caffemodel into ``(net_name, {layer_name: [blob arrays in Caffe layout]})``.
 
-    Only layers that carry blobs are returned, in file order.  Raises ``DeepLabError`` for a
-    missing, oversized, truncated or malformed file.
+    Only layers that carry blobs are returned, in file order.  A dict passed as ``types`` receives
+    each of those layers' Caffe type (``"Convolution"``, ``"BatchNorm"``, ``"Scale"``; V1 files' enums
+    as their names where known).  Raises ``DeepLabError`` for a missing, oversized, truncated or
+    malformed file.
     """
     try:
         size = os.path.getsize(path)
@@ -136,22 +144,105 @@ def read_caffemodel(path: str) -> Tuple[str, Dict[str, List[np.ndarray]]]:
         if layer.name in layers:
             raise DeepLabError(f"{path}: layer {layer.name!r} appears twice")
         layers[layer.name] = [_blob_array(b, path, layer.name, i) for i, b in enumerate(layer.blobs)]
+        if types is not None:
+            types[layer.name] = (_V1_TYPES.get(layer.type, str(layer.type)) if isinstance(layer.type, int)
+                                 else layer.type)
     if not layers:
         raise DeepLabError(f"{path}: no layer with weights found; is this a caffemodel "
                            f"(and not a prototxt or solverstate)?")
     return net.name, layers
 
 
-def caffe_to_tf_weights(layers: Dict[str, List[np.ndarray]]) -> Dict[str, np.ndarray]:
-    """Caffe blobs to classic TF names and layouts: ``{"conv1_1/w": HWIO, "conv1_1/b": (out,)}``.
+# The shared towers of DeepLab-v2's MSC caffemodel: conv1_res05, bn_conv1_res075, fc1_voc12_res05_c0 ...
+_MSC_COPY = re.compile(r"_res0(?:5|75)(?=_|$)")
 
-    Filters go from Caffe's [out, in, kh, kw] to [kh, kw, in, out]; biases are flattened (V1
-    files store them as 1x1x1xN).  Layers other than convolutions with a weight and a bias are
-    passed over by the caller's name matching.
+
+def _drop_msc_copies(layers: Dict[str, List[np.ndarray]], source: str) -> Dict[str, List[np.ndarray]]:
+    """The layers without the MSC towers' copies, each checked equal to its original first.
+
+    The released ``DeepLabv2_ResNet101`` MSC caffemodel repeats every layer for the 0.5 and 0.75
+    towers (Caffe shares them by ``param { name }``); a copy that differs from its original would mean
+    the towers were not one net, which ``MSC`` cannot represent.
+    """
+    kept = {name: blobs for name, blobs in layers.items() if not _MSC_COPY.search(name)}
+    for name, blobs in layers.items():
+        if name in kept:
+            continue
+        original = _MSC_COPY.sub("", name, count=1)
+        if original not in kept:
+            raise DeepLabError(f"{source}: layer {name!r} looks like a multi-scale copy of {original!r}, "
+                               f"which the file does not hold")
+        same = len(blobs) == len(kept[original]) and all(
+            a.shape == b.shape and np.array_equal(a, b) for a, b in zip(blobs, kept[original]))
+        if not same:
+            raise DeepLabError(f"{source}: layer {name!r} differs from {original!r}: the multi-scale towers of "
+                               f"this caffemodel do not share their weights")
+    return kept
+
+
+def _vector(blob: np.ndarray, source: str, layer: str, index: int) -> np.ndarray:
+    if sum(d > 1 for d in blob.shape) > 1:
+        raise DeepLabError(f"{source}: layer {layer!r} blob {index} has shape {tuple(blob.shape)}; "
+                           f"a BatchNorm or Scale blob is a vector")
+    return blob.reshape(-1)
+
+
+def _batch_norm(name: str, blobs: List[np.ndarray], source: str) -> Dict[str, np.ndarray]:
+    """Caffe BatchNorm blobs (mean * f, variance * f, [f]) -> ``<bn>/moving_mean``, ``<bn>/moving_variance``."""
+    vectors = [_vector(b, source, name, i) for i, b in enumerate(blobs)]
+    if len(vectors) not in (2, 3) or vectors[0].shape != vectors[1].shape or (
+            len(vectors) == 3 and vectors[2].size != 1):
+        raise DeepLabError(f"{source}: BatchNorm layer {name!r} has blobs {[tuple(b.shape) for b in blobs]}; "
+                           f"expected mean (C), variance (C) and the moving-average factor (1)")
+    factor = float(vectors[2][0]) if len(vectors) == 3 else 1.0
+    inverse = 0.0 if factor == 0 else 1.0 / factor  # Caffe: a zero factor zeroes the statistics
+    return {f"{name}/moving_mean": (vectors[0] * inverse).astype(np.float32),
+            f"{name}/moving_variance": (vectors[1] * inverse).astype(np.float32)}
+
+
+def _scale(name: str, blobs: List[np.ndarray], source: str) -> Dict[str, np.ndarray]:
+    """Caffe Scale blobs (gamma[, beta]) -> ``bn<X>/gamma``, ``bn<X>/beta`` of layer ``scale<X>``."""
+    vectors = [_vector(b, source, name, i) for i, b in enumerate(blobs)]
+    if len(vectors) not in (1, 2) or (len(vectors) == 2 and vectors[0].shape != vectors[1].shape):
+        raise DeepLabError(f"{source}: Scale layer {name!r} has blobs {[tuple(b.shape) for b in blobs]}; "
+                           f"expected gamma (C) and beta (C)")
+    bn = "bn" + name[len("scale"):]
+    beta = vectors[1] if len(vectors) == 2 else np.zeros_like(vectors[0])  # bias_term: false
+    return {f"{bn}/gamma": vectors[0].astype(np.float32), f"{bn}/beta": beta.astype(np.float32)}
+
+
+def _is_kind(name: str, blobs: List[np.ndarray], types: Optional[Dict[str, str]], kind: str, prefix: str) -> bool:
+    if types and name in types:
+        return types[name] == kind
+    return name.startswith(prefix) and all(sum(d > 1 for d in b.shape) <= 1 for b in blobs)
+
+
+def caffe_to_tf_weights(layers: Dict[str, List[np.ndarray]], *, types: Optional[Dict[str, str]] = None,
+                        source: str = "caffemodel") -> Dict[str, np.ndarray]:
+    """Caffe blobs to this package's names and layouts: ``{"conv1_1/w": HWIO, "conv1_1/b": (out,),
+    "bn_conv1/moving_mean": (C,), ...}``.
+
+    * Convolutions (and InnerProducts, as 1x1s): filters go from Caffe's [out, in, kh, kw] to
+      [kh, kw, in, out]; biases are flattened (V1 files store them as 1x1x1xN).
+    * BatchNorm ``bn<X>``: ``bn<X>/moving_mean`` and ``bn<X>/moving_variance``, the stored sums divided
+      by the moving-average factor blob (a zero factor gives zeros, as Caffe computes).
+    * Scale ``scale<X>``: ``bn<X>/gamma`` and ``bn<X>/beta`` (``scale_conv1`` -> ``bn_conv1``).
+    * The MSC caffemodel's tower copies (``*_res05*``, ``*_res075*``) are dropped once checked equal to
+      their originals (``DeepLabError`` naming the layer otherwise).
+
+    Layer kinds come from ``types`` (``read_caffemodel(path, types=...)`` fills it) where given, else from
+    the names (``bn*``/``scale*`` with vector blobs).  Other layers are passed over by the caller's name
+    matching.  ``source`` (the file) starts every error message.
     """
     out = {}
-    for name, blobs in layers.items():
+    for name, blobs in _drop_msc_copies(layers, source).items():
         if len(blobs) < 1:
+            continue
+        if _is_kind(name, blobs, types, "BatchNorm", "bn"):
+            out.update(_batch_norm(name, blobs, source))
+            continue
+        if _is_kind(name, blobs, types, "Scale", "scale"):
+            out.update(_scale(name, blobs, source))
             continue
         w = blobs[0]
         if w.ndim == 2:  # InnerProduct weights [out, in]: a 1x1 convolution
@@ -162,6 +253,13 @@ def caffe_to_tf_weights(layers: Dict[str, List[np.ndarray]]) -> Dict[str, np.nda
         if len(blobs) > 1:
             out[f"{name}/b"] = blobs[1].reshape(-1)
     return out
+
+
+def caffemodel_weights(path: str) -> Dict[str, np.ndarray]:
+    """``caffe_to_tf_weights`` of the file at ``path``, its layer types known and errors naming it."""
+    types: Dict[str, str] = {}
+    _, layers = read_caffemodel(path, types=types)
+    return caffe_to_tf_weights(layers, types=types, source=path)
 
 
 def read_with_pycaffe(caffemodel: str, pycaffe_path: str, prototxt: Optional[str] = None) -> Dict[str, np.ndarray]:
