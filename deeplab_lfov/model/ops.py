@@ -4,7 +4,8 @@
   input sizes the two differ in size and in where the windows sit);
 * average pooling that divides by the window area including the zero padding;
 * ``Interp``-style bilinear resizing with aligned corners;
-* atrous (dilated) convolution that also trains on CPUs whose kernels lack a dilated gradient;
+* atrous (dilated) convolution that also trains on CPUs whose kernels lack a dilated gradient, and
+  strided convolution with Caffe's explicit padding;
 * the compute dtype of ``--precision``.
 """
 
@@ -19,7 +20,8 @@ from ..core._tf import tf
 from ..core.errors import DeepLabError
 
 __all__ = ["DTYPES", "compute_dtype_for", "caffe_pool_output_size", "caffe_max_pool", "caffe_avg_pool",
-           "interp_bilinear", "atrous_conv2d", "native_atrous_gradients"]
+           "interp_bilinear", "caffe_interp_size", "atrous_conv2d", "conv_output_size",
+           "native_atrous_gradients"]
 
 # --precision -> compute dtype
 DTYPES = {"fp32": tf.float32, "bf16": tf.bfloat16, "fp16": tf.float16}
@@ -157,8 +159,14 @@ def _atrous_by_taps(x: tf.Tensor, w: tf.Tensor, rate: int) -> tf.Tensor:
     return out
 
 
-def atrous_conv2d(x: tf.Tensor, w: tf.Tensor, rate: int, *, differentiable: bool = False) -> tf.Tensor:
-    """'SAME' convolution with dilation ``rate`` (stride 1).
+def atrous_conv2d(x: tf.Tensor, w: tf.Tensor, rate: int, *, stride: int = 1, pad: Optional[int] = None,
+                  differentiable: bool = False) -> tf.Tensor:
+    """Caffe's convolution: dilation ``rate``, ``stride``, zero padding ``pad`` on every side.
+
+    ``pad=None`` (or ``rate * (k - 1) / 2``) with stride 1 is the 'same' convolution of every atrous
+    layer; other paddings and strides (ResNet's 7x7/2 ``conv1`` with pad 3, its strided 1x1s) pad
+    explicitly as Caffe does, so even input sizes keep Caffe's windows (TF's 'SAME' would pad 2
+    before and 3 after a 7x7/2 on an even side, Caffe pads 3 and 3).
 
     The native dilated kernel is used wherever it exists.  Where gradients are needed and the
     machine has no dilated backward kernel (TensorFlow's Eigen CPU kernels), the same products
@@ -166,8 +174,29 @@ def atrous_conv2d(x: tf.Tensor, w: tf.Tensor, rate: int, *, differentiable: bool
     where space-to-batch makes thousands of tiny images whose backward pass is very slow (measured
     on fc6 at 41x41: 3.1 s space-to-batch, 0.6 s by taps).
     """
-    if rate > 1 and differentiable and not native_atrous_gradients():
-        if rate > 2:
-            return _atrous_by_taps(x, w, rate)
-        return tf.nn.convolution(x, w, strides=1, padding="SAME", dilations=rate)
-    return tf.nn.conv2d(x, w, strides=1, padding="SAME", dilations=rate)
+    k = int(w.shape[0])
+    if stride == 1 and k % 2 == 1 and (pad is None or pad == rate * (k - 1) // 2):
+        if rate > 1 and differentiable and not native_atrous_gradients():
+            if rate > 2:
+                return _atrous_by_taps(x, w, rate)
+            return tf.nn.convolution(x, w, strides=1, padding="SAME", dilations=rate)
+        return tf.nn.conv2d(x, w, strides=1, padding="SAME", dilations=rate)
+    if stride > 1 and rate > 1:
+        raise ValueError("a convolution cannot be both strided and dilated (TensorFlow and DeepLab have none)")
+    pad = rate * (k - 1) // 2 if pad is None else int(pad)
+    if rate > 1:  # no such layer in DeepLab; pad, then a VALID dilated convolution
+        x = tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+        return tf.nn.convolution(x, w, strides=1, padding="VALID", dilations=rate)
+    padding = "VALID" if pad == 0 else [[0, 0], [pad, pad], [pad, pad], [0, 0]]
+    return tf.nn.conv2d(x, w, strides=stride, padding=padding)
+
+
+def conv_output_size(size: int, kernel: int, stride: int = 1, pad: int = 0, dilation: int = 1) -> int:
+    """Caffe's convolution output size: ``(size + 2 pad - (dilation (kernel - 1) + 1)) // stride + 1``."""
+    return (size + 2 * pad - (dilation * (kernel - 1) + 1)) // stride + 1
+
+
+def caffe_interp_size(size, shrink: int = 1, zoom: int = 1):
+    """The output side of Caffe's ``Interp`` with ``shrink_factor`` then ``zoom_factor``: ``(size - 1) // shrink``
+    ``* zoom + 1`` (DeepLab-v2's MSC inputs: shrink 2 for scale 0.5, shrink 4 zoom 3 for 0.75); ints or tensors."""
+    return (size - 1) // shrink * zoom + 1
