@@ -24,10 +24,10 @@ from deeplab_lfov.model import (
     describe_weights,
     layer_table,
 )
-from deeplab_lfov.model.deeplab import msc_factors
 from deeplab_lfov.model.deeplab_layers import Layer, table_shapes
+from deeplab_lfov.model.deeplab_presets import from_tf1_names, net_tables
+from deeplab_lfov.model.deeplab_segmenter import msc_factors
 from deeplab_lfov.model.ops import atrous_conv2d
-from deeplab_lfov.model.presets import from_tf1_names, net_tables
 
 TOL = 1e-4  # relative to max |reference logit|
 WIDTH = 1 / 16

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Mapping, Optional, Sequence, Tuple
 
-from .deeplab_layers import Layer, conv, head_width
+from .deeplab_layers import Layer, conv, scaled_width
 
 __all__ = ["FC_WIDTH", "largefov_head", "vgg_aspp_head", "resnet_aspp_head"]
 
@@ -32,9 +32,9 @@ def largefov_head(num_classes: int, width_multiplier: float = 1.0, widths: Optio
     """``fc6`` (rate ``rate``), ``drop6``, ``fc7``, ``drop7``, ``fc8_voc12``, reading the row above."""
     _check(num_classes, (rate,))
     return (
-        conv("fc6", head_width("fc6", FC_WIDTH, width_multiplier, widths), dilation=rate),
+        conv("fc6", scaled_width("fc6", FC_WIDTH, width_multiplier, widths), dilation=rate),
         Layer("drop6", "dropout", rate=dropout_rate),
-        conv("fc7", head_width("fc7", FC_WIDTH, width_multiplier, widths), kernel=1),
+        conv("fc7", scaled_width("fc7", FC_WIDTH, width_multiplier, widths), kernel=1),
         Layer("drop7", "dropout", rate=dropout_rate),
         conv("fc8_voc12", num_classes, kernel=1, relu=False),
     )
@@ -48,10 +48,10 @@ def vgg_aspp_head(num_classes: int, rates: Sequence[int] = (6, 12, 18, 24), widt
     rows = []
     for i, rate in enumerate(rates, start=1):
         rows += [
-            conv(f"fc6_{i}", head_width(f"fc6_{i}", FC_WIDTH, width_multiplier, widths), dilation=int(rate),
+            conv(f"fc6_{i}", scaled_width(f"fc6_{i}", FC_WIDTH, width_multiplier, widths), dilation=int(rate),
                  bottoms=(bottom,)),
             Layer(f"drop6_{i}", "dropout", rate=dropout_rate),
-            conv(f"fc7_{i}", head_width(f"fc7_{i}", FC_WIDTH, width_multiplier, widths), kernel=1),
+            conv(f"fc7_{i}", scaled_width(f"fc7_{i}", FC_WIDTH, width_multiplier, widths), kernel=1),
             Layer(f"drop7_{i}", "dropout", rate=dropout_rate),
             conv(f"fc8_voc12_{i}", num_classes, kernel=1, relu=False),
         ]

@@ -29,7 +29,7 @@ from ..core._tf import tf
 from .ops import caffe_pool_output_size, conv_output_size
 
 __all__ = ["Layer", "conv", "pool", "conv_layers", "table_shapes", "output_size", "classifier_names",
-           "head_width", "BN_EPSILON", "Conv", "FrozenBatchNorm"]
+           "scaled_width", "BN_EPSILON", "Conv", "FrozenBatchNorm"]
 
 # Caffe's BatchNormParameter.eps default; no DeepLab-v2 prototxt sets another.
 BN_EPSILON = 1e-5
@@ -75,7 +75,7 @@ def pool(name: str, kind: str, stride: int, *, kernel: int = 3, pad: int = 1) ->
     return Layer(name, kind, kernel=kernel, stride=stride, pad=pad)
 
 
-def head_width(name: str, full: int, width_multiplier: float, widths: Optional[Mapping[str, int]]) -> int:
+def scaled_width(name: str, full: int, width_multiplier: float, widths: Optional[Mapping[str, int]]) -> int:
     """The width of conv ``name``: ``widths[name]`` if given, else ``full * width_multiplier`` (at least 1)."""
     if widths and name in widths:
         return int(widths[name])

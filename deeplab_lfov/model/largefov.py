@@ -2,7 +2,7 @@
 
 The network is described by ``layer_table``: a tuple of ``Layer`` records in Caffe's order with
 Caffe's names (``conv1_1`` ... ``fc8_voc12``), the VGG-16 backbone with ``pool5a`` and the LargeFOV
-head.  ``DeepLabLargeFOV`` is the family's ``DeepLab`` (``deeplab.py``) built from that table; it
+head.  ``DeepLabLargeFOV`` is the family's ``DeepLab`` (``deeplab_segmenter``) built from that table; it
 runs it with Caffe semantics (``ops``: ceil-mode max pooling, average pooling that counts
 the padding (``pool5a``), ``Interp``-style bilinear upsampling with aligned corners).
 
@@ -16,9 +16,9 @@ from typing import Mapping, Optional, Sequence, Tuple
 
 from ..core._tf import tf
 from ..core.constants import NUM_CLASSES
-from .deeplab import DeepLab, conv_flops
 from .deeplab_heads import largefov_head
 from .deeplab_layers import Layer, conv_layers, output_size
+from .deeplab_segmenter import DeepLab, conv_flops
 from .ops import (
     atrous_conv2d,
     caffe_pool_output_size,
@@ -74,7 +74,7 @@ def logits_size(height: int, width: int, table: Optional[Sequence[Layer]] = None
 class DeepLabLargeFOV(DeepLab):
     """DeepLab-LargeFOV: VGG-16, atrous conv5 (rate 2) and fc6 (rate 12), output stride 8.
 
-    The ``"largefov"`` preset of the family (``presets.build_net("largefov")`` builds one): a
+    The ``"largefov"`` preset of the family (``build_net("largefov")`` builds one): a
     ``DeepLab`` with LargeFOV's tables and its classic constructor.
 
     Args:

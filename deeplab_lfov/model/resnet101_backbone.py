@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import List, Mapping, Optional, Tuple
 
-from .deeplab_layers import Layer, conv, head_width, pool
+from .deeplab_layers import Layer, conv, pool, scaled_width
 
 __all__ = ["RESNET101_BLOCKS", "resnet101_block_names", "resnet101_backbone"]
 
@@ -36,7 +36,7 @@ def resnet101_backbone(width_multiplier: float = 1.0, widths: Optional[Mapping[s
     before must agree, as the sums need).
     """
     def width(name: str, full: int) -> int:
-        return head_width(name, full, width_multiplier, widths)
+        return scaled_width(name, full, width_multiplier, widths)
 
     table = [conv("conv1", width("conv1", 64), kernel=7, stride=2, pad=3, bias=False, batch_norm=True),
              pool("pool1", "max_pool", 2)]

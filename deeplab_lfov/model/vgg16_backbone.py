@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Mapping, Optional, Tuple
 
-from .deeplab_layers import Layer, conv, head_width, pool
+from .deeplab_layers import Layer, conv, pool, scaled_width
 
 __all__ = ["VGG16_WIDTHS", "vgg16_backbone"]
 
@@ -28,7 +28,7 @@ def vgg16_backbone(width_multiplier: float = 1.0, widths: Optional[Mapping[str, 
     for block, (convs, pool_stride) in enumerate([(2, 2), (2, 2), (3, 2), (3, 1), (3, 1)], start=1):
         for i in range(1, convs + 1):
             name = f"conv{block}_{i}"
-            table.append(conv(name, head_width(name, VGG16_WIDTHS[f"conv{block}"], width_multiplier, widths),
+            table.append(conv(name, scaled_width(name, VGG16_WIDTHS[f"conv{block}"], width_multiplier, widths),
                               dilation=2 if block == 5 else 1))
         table.append(pool(f"pool{block}", "max_pool", pool_stride))
     if pool5a:

@@ -5,7 +5,7 @@
 ``<bn>/beta``, not trainable) and runs the rows with Caffe's semantics (``ops``).  ``MSC(base)`` runs
 one net on the input and on its Caffe-``Interp``-shrunk copies (scales 0.75 and 0.5 by default, as
 DeepLab-v2's ``DeepLabv2_ResNet101``), brings the smaller logits to the size of the full-scale ones
-and fuses them by an element-wise max.  ``presets.build_net`` names the paper's nets.
+and fuses them by an element-wise max.  ``deeplab_presets.build_net`` names the paper's nets.
 
 Tensors are NHWC, images mean-subtracted BGR; variables are float32, the convolutions run in
 ``compute_dtype`` except the head's, kept in float32 (see ``largefov._FLOAT32_LAYERS``).

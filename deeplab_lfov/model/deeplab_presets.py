@@ -25,9 +25,9 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 from ..core._tf import tf
 from ..core.constants import NUM_CLASSES
 from ..core.errors import DeepLabError
-from .deeplab import MSC, DeepLab
 from .deeplab_heads import largefov_head, resnet_aspp_head, vgg_aspp_head
 from .deeplab_layers import Layer, classifier_names, conv_layers
+from .deeplab_segmenter import MSC, DeepLab
 from .largefov import DeepLabLargeFOV
 from .resnet101_backbone import resnet101_backbone
 from .vgg16_backbone import vgg16_backbone
