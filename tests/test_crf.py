@@ -177,3 +177,19 @@ def test_crf_refine_a_folder_of_pseudo_labels_and_probabilities(tmp_path, capsys
     assert code == 0 and "Refined 1 of 4" in out
     code, out, err = run_cli(args[0], args[1] + ["--skip_existing"], capsys)
     assert code == 0 and "Nothing to do" in out
+
+
+def test_evaluate_overlaps_the_tf_crf_with_the_net_and_scores_as_if_sequential(tmp_path, model):
+    from deeplab_lfov.crf.dense import crf_labels, init_worker
+    from deeplab_lfov.data.reader import load_pair
+    from deeplab_lfov.evaluation.metrics import confusion_matrix
+    entries = read_list(str(tmp_path), make_dataset(str(tmp_path), 3))
+    params = CRFParams(iterations=3)
+    predictor = Predictor(model)
+    overlapped = evaluate(predictor, entries, num_classes=21, crf_params=params, log=lambda s: None)["crf"]
+    init_worker(params, "tf")
+    sequential = np.zeros_like(overlapped)
+    for entry in entries:
+        rgb, label = load_pair(entry, 21, 255)
+        sequential += confusion_matrix(label, crf_labels(rgb, predictor.probabilities(rgb)), 21, 255)
+    np.testing.assert_array_equal(overlapped, sequential)

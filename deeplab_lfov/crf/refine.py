@@ -3,8 +3,10 @@
 Inputs are label PNGs (pseudo labels: a hard label becomes a unary with confidence ``gt_prob``,
 the rest spread evenly over the other classes; ``ignore_label`` pixels get a flat unary, so the
 CRF decides them from the image) or ``.npy`` probabilities saved by ``inference.py --outputs
-probs``.  Each input is refined with its image in a worker process; this module imports no
-TensorFlow, so workers start in a fraction of a second.
+probs``.  Each input is refined with its image in a worker: a process with the pydensecrf
+backend (this module imports no TensorFlow, so they start in a fraction of a second), a thread of
+this process with the TensorFlow backend (its operations release the GIL: two images in flight
+keep both cores busy where one image's CRF alone leaves them idle part of the time).
 """
 
 from __future__ import annotations
@@ -102,10 +104,23 @@ def refine_one(source: Tuple[str, Optional[str], str]) -> Optional[Tuple[str, st
     return None
 
 
+def _bounded_map(pool, fn, items, in_flight: int):
+    """``pool.map(fn, items)`` with at most ``in_flight`` items submitted ahead (Executor.map submits
+    them all at once)."""
+    import collections
+    pending: collections.deque = collections.deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) > in_flight:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
 def refine_all(sources: Sequence[Tuple[str, Optional[str], str]], params: CRFParams, num_classes: int,
                gt_prob: float, ignore_label: int, colors: Optional[np.ndarray], workers: int, backend: str = "tf"):
-    """Refine every source; the pydensecrf backend in ``workers`` processes, the TF one in this process
-    (it uses every core by itself).  Returns the problems."""
+    """Refine every source in ``workers`` workers (processes for the pydensecrf backend, threads sharing
+    one compiled TF CRF for the TF backend); results are taken in order.  Returns the problems."""
     import concurrent.futures
     import multiprocessing
 
@@ -120,6 +135,9 @@ def refine_all(sources: Sequence[Tuple[str, Optional[str], str]], params: CRFPar
                                                       initargs=(params, num_classes, gt_prob, ignore_label, colors,
                                                                 backend))
         results = pool.map(refine_one, sources, chunksize=4)
+    elif workers > 1:
+        pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="crf")
+        results = _bounded_map(pool, refine_one, sources, 2 * workers)
     else:
         pool, results = None, map(refine_one, sources)
     try:

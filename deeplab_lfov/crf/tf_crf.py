@@ -29,7 +29,8 @@ operations have GPU kernels in TensorFlow; it has not yet been run on a GPU here
 from __future__ import annotations
 
 import math
-from typing import List, Optional
+import threading
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
@@ -70,40 +71,50 @@ class PermutohedralLattice:
         elevated = suffix - steps * tf.concat([tf.zeros([n, 1]), c], axis=1)  # (N, d+1)
 
         # The closest remainder-0 point, and the simplex the point is in (ranks of the differences).
+        # Loops over the d+1 coordinates keep every intermediate at (N, d+2) or smaller.
         rounded = _c_round(elevated / (d + 1))
         rem0 = rounded * (d + 1)
-        total = tf.cast(tf.reduce_sum(rounded, axis=1, keepdims=True), tf.int32)
+        total = tf.cast(tf.reduce_sum(rounded, axis=1), tf.int32)
         diff = elevated - rem0
-        i_idx = tf.range(d + 1)[:, None]
-        j_idx = tf.range(d + 1)[None, :]
-        di, dj = diff[:, :, None], diff[:, None, :]
-        rank = tf.reduce_sum(tf.cast(((j_idx > i_idx) & (di < dj)) | ((j_idx < i_idx) & (dj >= di)), tf.int32), axis=2)
-        rank = rank + total
+        ranks = []
+        for i in range(d + 1):
+            count = total
+            for j in range(d + 1):
+                if j > i:
+                    count += tf.cast(diff[:, i] < diff[:, j], tf.int32)
+                elif j < i:
+                    count += tf.cast(diff[:, j] >= diff[:, i], tf.int32)
+            ranks.append(count)
+        rank = tf.stack(ranks, axis=1)  # (N, d+1)
         rem0 = tf.where(rank < 0, rem0 + (d + 1), tf.where(rank > d, rem0 - (d + 1), rem0))
         rank = tf.where(rank < 0, rank + (d + 1), tf.where(rank > d, rank - (d + 1), rank))
 
         # Barycentric coordinates (p.10 of Adams et al. 2010).
         v = (elevated - rem0) / (d + 1)
-        bary = tf.reduce_sum(tf.one_hot(d - rank, d + 2) * v[..., None]
-                             - tf.one_hot(d - rank + 1, d + 2) * v[..., None], axis=1)  # (N, d+2)
+        bary = tf.add_n([(tf.one_hot(d - rank[:, i], d + 2) - tf.one_hot(d - rank[:, i] + 1, d + 2)) * v[:, i:i + 1]
+                         for i in range(d + 1)])  # (N, d+2)
         bary = tf.concat([bary[:, :1] + 1.0 + bary[:, d + 1:], bary[:, 1:d + 1]], axis=1)  # (N, d+1)
 
-        # The d+1 vertices of each point's simplex: key = rem0 + canonical[remainder][rank].
-        remainder = tf.range(d + 1)[None, :, None]  # (1, d+1, 1)
-        ranks = rank[:, None, :d]  # (N, 1, d)
-        canonical = tf.where(ranks <= d - remainder, remainder, remainder - (d + 1))
-        keys = tf.cast(rem0[:, None, :d], tf.int64) + tf.cast(canonical, tf.int64)  # (N, d+1, d)
+        # The d+1 vertices of each point's simplex: key_k = rem0 + canonical[k][rank], where
+        # canonical[k] is k on the coordinates of rank <= d - k and k - (d+1) on the others.  Their hashes
+        # straight from the (linear) hash: sum(rem0 * P) + k sum(P) - (d+1) sum(P over rank > d - k).
         multipliers = tf.constant(_HASH[:d])
-        hashes = tf.reduce_sum(keys * multipliers, axis=2)  # (N, d+1), wrapping int64
+        ones = tf.reduce_sum(multipliers)
+        base = tf.reduce_sum(tf.cast(rem0[:, :d], tf.int64) * multipliers, axis=1)
+        hashes = tf.stack([base + k * ones - (d + 1) * tf.reduce_sum(
+            tf.where(rank[:, :d] > d - k, multipliers, tf.zeros_like(multipliers)), axis=1) for k in range(d + 1)],
+            axis=1)  # (N, d+1), wrapping int64
         unique, vertex = tf.unique(tf.reshape(hashes, [-1]))  # vertices numbered in the pixels' order
         self.num_vertices = m = tf.shape(unique)[0]
 
         # Splat and slice: sparse (points x vertices) matrices of barycentric weights, one per part of
-        # the points (rows in order: part p holds points [p n / P, (p + 1) n / P)).
+        # the points (rows in order: part p holds the points bounds[p] .. bounds[p + 1] - 1; the bounds
+        # are multiples of 16, so that the parts of a (N, C) tensor are views, not copies).
         points = tf.repeat(tf.range(n, dtype=tf.int64), d + 1)
         vertex = tf.cast(vertex, tf.int64)
         weights = tf.reshape(bary, [-1])
-        bounds = [(n * p) // PARTS for p in range(PARTS + 1)]
+        bounds = [0] + [(n * p) // PARTS // 16 * 16 for p in range(1, PARTS)] + [n]
+        self.num_points = n
         self.point_bounds = bounds
         self.slice_parts: List[tf.SparseTensor] = []
         for lo, hi in zip(bounds[:-1], bounds[1:]):
@@ -119,7 +130,6 @@ class PermutohedralLattice:
         order = tf.argsort(unique)
         sorted_hashes = tf.gather(unique, order)
         back_to_vertices = tf.math.invert_permutation(order)
-        ones = tf.reduce_sum(multipliers)
         self.blur_matrices: List[List[tf.SparseTensor]] = []
         square = tf.cast(tf.stack([m, m]), tf.int64)
         for j in range(d + 1):
@@ -138,17 +148,32 @@ class PermutohedralLattice:
                                        tf.SparseTensor(tf.stack([here_back, there_back], axis=1), half, square)])
 
     def filter(self, values: tf.Tensor) -> tf.Tensor:
-        """(N, C) -> (N, C): splat, blur along every lattice direction, slice.
+        """(N, C) -> (N, C): splat, blur along every lattice direction, slice."""
+        return self._filter(self.slice_parts, self.slice_parts, values)
 
-        Every step is a sum or a concatenation of independent sparse x dense products (the parts of the
-        points; the two ways of each direction's links), which TensorFlow runs side by side."""
+    def normalized_filter(self, weight: float = 1.0):
+        """The function ``values -> weight * n * filter(n * values)`` with ``n = 1 / sqrt(filter(1))``
+        (pydensecrf's ``NORMALIZE_SYMMETRIC``); ``n`` and ``weight`` are folded into the splat and
+        slice weights once, so a call makes no extra pass over its (N, C) values."""
+        norm = tf.math.rsqrt(self.filter(tf.ones([self.num_points, 1])) + 1e-20)[:, 0]
+        bounds = self.point_bounds
+        splat, slice_ = [], []
+        for part, lo, hi in zip(self.slice_parts, bounds[:-1], bounds[1:]):
+            scaled = part.values * tf.gather(norm[lo:hi], part.indices[:, 0])
+            splat.append(tf.SparseTensor(part.indices, scaled, part.dense_shape))
+            slice_.append(tf.SparseTensor(part.indices, weight * scaled, part.dense_shape))
+        return lambda values: self._filter(splat, slice_, values)
+
+    def _filter(self, splat: List[tf.SparseTensor], slice_: List[tf.SparseTensor], values: tf.Tensor) -> tf.Tensor:
+        """Every step is a sum or a concatenation of independent sparse x dense products (the parts of
+        the points; the two ways of each direction's links), which TensorFlow runs side by side."""
         bounds = self.point_bounds
         lattice = tf.add_n([tf.sparse.sparse_dense_matmul(part, values[lo:hi], adjoint_a=True)
-                            for part, lo, hi in zip(self.slice_parts, bounds[:-1], bounds[1:])])  # (M, C)
+                            for part, lo, hi in zip(splat, bounds[:-1], bounds[1:])])  # (M, C)
         for forwards, backwards in self.blur_matrices:  # (1/2, 1, 1/2) along the direction
             lattice = tf.add_n([lattice, tf.sparse.sparse_dense_matmul(forwards, lattice),
                                 tf.sparse.sparse_dense_matmul(backwards, lattice)])
-        return tf.concat([tf.sparse.sparse_dense_matmul(part, lattice) for part in self.slice_parts], axis=0)
+        return tf.concat([tf.sparse.sparse_dense_matmul(part, lattice) for part in slice_], axis=0)
 
 
 def _gaussian_taps(std: float) -> np.ndarray:
@@ -183,41 +208,49 @@ def dense_crf(rgb: tf.Tensor, probabilities: tf.Tensor, params: Optional[CRFPara
     params = params or CRFParams()
     shape = tf.shape(probabilities)
     height, width, classes = shape[0], shape[1], shape[2]
-    unary = -tf.math.log(tf.clip_by_value(probabilities, 1e-8, 1.0))  # (H, W, C)
+    log_p = tf.math.log(tf.clip_by_value(tf.reshape(probabilities, [-1, classes]), 1e-8, 1.0))  # -unary, (N, C)
 
-    messages = []  # functions q (H, W, C) -> the kernel's weighted, normalised filter of q
+    messages = []  # functions q (N, C) -> the kernel's weighted, normalised filter of q
     if params.pos_w:
         std = float(params.pos_xy_std)
         pos_norm = tf.math.rsqrt(gaussian_filter(tf.ones([height, width, 1]), std) + 1e-20)
-        messages.append(lambda q: (params.pos_w * pos_norm) * gaussian_filter(pos_norm * q, std))
+        pos_out = params.pos_w * pos_norm
+
+        def position(q):
+            return tf.reshape(pos_out * gaussian_filter(pos_norm * tf.reshape(q, shape), std), [-1, classes])
+        messages.append(position)
     if params.bi_w:
         lattice = PermutohedralLattice(_pixel_features(height, width, rgb, params.bi_xy_std, params.bi_rgb_std))
-        bi_norm = tf.math.rsqrt(lattice.filter(tf.ones([height * width, 1])) + 1e-20)
+        messages.append(lattice.normalized_filter(params.bi_w))
 
-        def bilateral(q):
-            flat = tf.reshape(q, [-1, tf.shape(q)[-1]])
-            filtered = lattice.filter(bi_norm * flat)
-            return tf.reshape((params.bi_w * bi_norm) * filtered, tf.shape(q))
-        messages.append(bilateral)
-
-    q = tf.nn.softmax(-unary, axis=-1)
+    q = tf.nn.softmax(log_p, axis=-1)
     for _ in range(params.iterations):
-        energy = -unary
-        for message in messages:
-            energy += message(q)
-        q = tf.nn.softmax(energy, axis=-1)
-    return tf.reshape(q, tf.stack([height, width, classes]))
+        q = tf.nn.softmax(tf.add_n([log_p] + [message(q) for message in messages]), axis=-1)
+    return tf.reshape(q, shape)
+
+
+_COMPILED: Dict[CRFParams, Callable] = {}
+_COMPILED_LOCK = threading.Lock()
+
+
+def _compiled(params: CRFParams) -> Callable:
+    """The compiled ``dense_crf`` for ``params``, one per setting per process: every ``TFDenseCRF`` of the
+    same setting (evaluate and crf_refine build one per run) shares it, so only the first one traces."""
+    with _COMPILED_LOCK:
+        if params not in _COMPILED:
+            _COMPILED[params] = tf.function(lambda rgb, probs: dense_crf(rgb, probs, params),
+                                            input_signature=[tf.TensorSpec([None, None, 3], tf.uint8),
+                                                             tf.TensorSpec([None, None, None], tf.float32)])
+        return _COMPILED[params]
 
 
 class TFDenseCRF:
     """The TensorFlow CRF behind ``--crf_backend tf``: same call as ``crf.DenseCRF``, compiled once for
-    any image size."""
+    any image size; safe to call from several threads at once."""
 
     def __init__(self, params: Optional[CRFParams] = None):
         self.params = params = params or CRFParams()
-        self._run = tf.function(lambda rgb, probs: dense_crf(rgb, probs, params),
-                                input_signature=[tf.TensorSpec([None, None, 3], tf.uint8),
-                                                 tf.TensorSpec([None, None, None], tf.float32)])
+        self._run = _compiled(params)
 
     def __call__(self, rgb: np.ndarray, probs: np.ndarray) -> np.ndarray:
         if rgb.shape[:2] != probs.shape[:2]:

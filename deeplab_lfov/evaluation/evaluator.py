@@ -1,9 +1,12 @@
 """What ``evaluate.py`` runs: stream a list through the model and score it with a confusion matrix.
 
 Images are taken one at a time at their own size (no cropping), so memory stays flat in the
-number of images.  With a CRF, the CRF runs in worker processes while the network goes on with
-the next images; a bounded number of images is in flight, and the scores without and with the
-CRF come from the same run.
+number of images.  With a CRF, the CRF of image i runs while the network runs image i+1 and
+later ones: the pydensecrf backend in worker processes, the TensorFlow backend in one worker
+thread of this process (TensorFlow's operations release the GIL, so the net and the CRF share the
+cores).  A bounded number of images is in flight, results are taken in list order, and the scores
+without and with the CRF come from the same run (and equal those of running the two one after
+the other).
 """
 
 from __future__ import annotations
@@ -44,14 +47,16 @@ def evaluate(predictor: Predictor, entries: Sequence[Entry], *, num_classes: int
     CRF when there is one).
     """
     confusion = {"plain": np.zeros((num_classes, num_classes), np.int64)}
-    pool = None
+    pool, in_flight = None, 0
     if crf_params is not None:
         confusion["crf"] = np.zeros_like(confusion["plain"])
         init_worker(crf_params, crf_backend)  # the in-process CRF; fails here, once, if the package is missing
-        if workers > 1 and crf_backend == "pydensecrf":  # the TF CRF uses every core by itself
-            pool = concurrent.futures.ProcessPoolExecutor(
+        if crf_backend == "tf":  # one thread: the TF CRF runs its own operations in parallel
+            pool, in_flight = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="crf"), 2
+        elif workers > 1:
+            pool, in_flight = concurrent.futures.ProcessPoolExecutor(
                 workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=init_worker, initargs=(crf_params, crf_backend))
+                initializer=init_worker, initargs=(crf_params, crf_backend)), 2 * workers
     pending: deque = deque()
 
     def finish(entry, label, future_or_labels):
@@ -72,7 +77,7 @@ def evaluate(predictor: Predictor, entries: Sequence[Entry], *, num_classes: int
                     save_mask(os.path.join(save_dir, _mask_name(entry)), pred, colors)
             elif pool:
                 pending.append((entry, label, pool.submit(crf_labels, rgb, probs)))
-                while len(pending) > 2 * workers:
+                while len(pending) > in_flight:
                     finish(*pending.popleft())
             else:
                 finish(entry, label, crf_labels(rgb, probs))
