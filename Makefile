@@ -18,7 +18,7 @@ $(STAMP): requirements.txt requirements-crf.txt requirements-dev.txt pyproject.t
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile tests
 
 demo: $(STAMP)
 	$(PY) demo.py

@@ -18,7 +18,10 @@ Everything is measured in one run, so the ratios compare like with like:
   * the exported SavedModel and TFLite files (fp32, dynamic-range int8), one image each;
   * peak resident memory of inference.py on a 4000x3000 photo with --max_size 1024;
   * the dense CRF on a 500x375 image: the TensorFlow backend (on the GPU if there is one) against
-    pydensecrf in one process, and the TF CRF's peak memory.
+    pydensecrf in one process, and the TF CRF's peak memory;
+  * the model family (--models): each of the paper's nets (LargeFOV, ASPP-S, ASPP-L, ResNet-101 with
+    MSC) forward at 321 and 513 and a training step at 321, batch 2, with parameters and FLOPs; the
+    peak memory of a ResNet-101 MSC process at 513 (forward) and of one training it at 321, batch 2.
 Achieved GFLOP/s count convolutions only (they are >99.9% of the work).
 """
 
@@ -91,6 +94,71 @@ def bench_training(model, size, batch, repeats, jit):
     x = tf.random.uniform([batch, size, size, 3], -120, 140)
     y = tf.random.uniform([batch, size, size], 0, model.num_classes, dtype=tf.int32)
     return timed(lambda: float(step((x, y))), repeats)
+
+
+def bench_family(names, width: float, sizes, repeats: int, peak: float) -> dict:
+    """Each model of ``names`` at full (or ``width``) width: parameters, forward FLOPs and rows for the
+    forward pass at each size and a training step at the first size, batch 2 (MSC as the preset)."""
+    from deeplab_lfov.model import MODELS, build_net
+    out = {"family": {}, "family_rows": []}
+    for name in names:
+        net = build_net(name, 21, width_multiplier=width, seed=0)
+        info = {"params": net.count_params(), "msc": bool(net.msc)}
+        for size in sizes:
+            flops = conv_flops(net, size, size)
+            info[f"gflops_forward_{size}"] = flops / 1e9
+            t = bench_inference(net, size, repeats, False)
+            out["family_rows"].append(row(f"{name} forward {size}x{size} b1", t, flops, 1, peak))
+        t = bench_training(net, sizes[0], 2, max(1, repeats // 2), False)
+        out["family_rows"].append(row(f"{name} train step {sizes[0]}x{sizes[0]} b2", t,
+                                      3 * 2 * conv_flops(net, sizes[0], sizes[0]), 2, peak))
+        info["description"] = MODELS[name].description
+        out["family"][name] = info
+    return out
+
+
+def peak_memory_of(code: str) -> float:
+    """Peak RSS (MB) of a fresh Python process running ``code`` (its own /proc VmHWM)."""
+    code += "\nprint([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])\n"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    return int(out.stdout.strip().splitlines()[-1]) / 1024.0
+
+
+def resnet_msc_memory(width: float, forward_size: int, train_size: int) -> dict:
+    """Peak RSS of ResNet-101 MSC: one forward at ``forward_size``; one training step at ``train_size``,
+    batch 2 (SGD, the DeepLab-v2 recipe), each in a fresh process."""
+    head = ("from deeplab_lfov.core._tf import tf\nfrom deeplab_lfov.model import build_net\n"
+            f"net = build_net('resnet101', 21, width_multiplier={width!r}, msc=True)\n")
+    forward = head + (f"x = tf.random.uniform([1, {forward_size}, {forward_size}, 3], -120, 140)\n"
+                      "tf.function(lambda x: tf.argmax(net.upsampled_logits(x), -1))(x).numpy()\n")
+    train = head + ("from deeplab_lfov.training.optim import Optimizer, caffe_lr_multipliers, learning_rate_schedule\n"
+                    "from deeplab_lfov.training.trainer import TrainStep\n"
+                    "v = {k: w for k, w in net.named_variables().items() if w.trainable}\n"
+                    "opt = Optimizer(v, 'sgd', learning_rate_schedule('poly', 2.5e-4, 20000), "
+                    "lr_mult=caffe_lr_multipliers(v, net.classifier_layers))\n"
+                    "step = TrainStep(tf.distribute.get_strategy(), net, opt, 21, 255)\n"
+                    f"x = tf.random.uniform([2, {train_size}, {train_size}, 3], -120, 140)\n"
+                    f"y = tf.random.uniform([2, {train_size}, {train_size}], 0, 21, dtype=tf.int32)\n"
+                    "float(step((x, y)))\n")
+    return {"resnet101_msc_forward_size": forward_size, "resnet101_msc_forward_peak_rss_mb": peak_memory_of(forward),
+            "resnet101_msc_train_size": train_size, "resnet101_msc_train_peak_rss_mb": peak_memory_of(train)}
+
+
+def startup_times(repeats: int) -> dict:
+    """Wall time of a command that never needs TensorFlow: ``train.py --help`` and a settings error
+    (``--batch_size 0``), each the median of ``repeats`` fresh processes.  Target: under 1.5 s."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
+    out = {}
+    for key, argv in (("startup_help_s", ["--help"]), ("startup_settings_error_s", ["--batch_size", "0"])):
+        times = []
+        for _ in range(max(repeats, 3)):
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, os.path.join(ROOT, "train.py")] + argv, capture_output=True, env=env)
+            times.append(time.perf_counter() - t0)
+        out[key] = float(np.median(times))
+    out["startup_target_met"] = max(out["startup_help_s"], out["startup_settings_error_s"]) < 1.5
+    return out
 
 
 def make_images(root: str, count: int, hw=(375, 500)):
@@ -273,6 +341,9 @@ def main(argv=None) -> int:
     p.add_argument("--precisions", default=None, help="comma-separated, default fp32,bf16 (+fp16 on GPU)")
     p.add_argument("--xla", choices=("off", "on", "both"), default="both",
                    help="compile with XLA, plain tf.function, or measure both")
+    p.add_argument("--models", default="largefov,aspp-s,aspp-l,resnet101",
+                   help="the model-family rows: comma-separated --model names ('' for none)")
+    p.add_argument("--only_family", action="store_true", help="measure the model family rows only")
     args = p.parse_args(argv)
 
     gpu = bool(tf.config.list_physical_devices("GPU"))
@@ -284,6 +355,17 @@ def main(argv=None) -> int:
                "width_multiplier": width, "rows": []}
     peak = matmul_rate(512 if args.tiny else 4096, max(repeats, 3))
     results["matmul_gflops"] = peak
+    results.update(startup_times(repeats))
+    families = [m for m in args.models.split(",") if m]
+    if families:  # the model family: slim nets on tiny sizes in --tiny (what the test runs)
+        results.update(bench_family(families, 1 / 16 if args.tiny else 1.0, (33, 41) if args.tiny else sizes,
+                                    max(1, repeats // 2) if not args.tiny else 1, peak))
+        if "resnet101" in families:
+            results.update(resnet_msc_memory(1 / 16 if args.tiny else 1.0, 65 if args.tiny else 513,
+                                             33 if args.tiny else 321))
+    if args.only_family:
+        _print_family(results, args.json)
+        return 0
     jits = {"off": [False], "on": [True], "both": [False, True]}[args.xla]
     # Low precision is measured on CPUs too, to show whether it pays there (it is the GPU lever).
     precisions = args.precisions.split(",") if args.precisions else (
@@ -325,9 +407,13 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(results, indent=1))
         return 0
+    _print_family(results, False)
     print(f"DeepLab-LargeFOV benchmark: {results['device']}, TensorFlow {results['tensorflow']}, "
           f"width x{width:g}")
     print(f"matmul fp32: {peak:.1f} GFLOP/s (the yardstick)")
+    print(f"command start-up: --help {results['startup_help_s']:.2f} s, a settings error "
+          f"{results['startup_settings_error_s']:.2f} s (target < 1.5 s: "
+          f"{'met' if results['startup_target_met'] else 'NOT met'})")
     print(f"{'what':<36} {'median s':>9} {'min-max s':>15} {'img/s':>8} {'GFLOP/s':>8} {'of matmul':>9}")
     for r in results["rows"]:
         print(f"{r['name']:<36} {r['median_s']:>9.3f} {r['min_s']:>7.3f}-{r['max_s']:<7.3f} "
@@ -349,6 +435,25 @@ def main(argv=None) -> int:
           f"{reference}; TF CRF process peak RSS {results['crf_tf_peak_rss_mb']:.0f} MB")
     return 0
 
+
+
+def _print_family(results: dict, as_json: bool) -> None:
+    """The model-family rows (parameters, FLOPs, forward and training times, ResNet-101 MSC memory)."""
+    if as_json:
+        print(json.dumps(results, indent=1))
+        return
+    if not results.get("family"):
+        return
+    print("model family (fp32, plain tf.function):")
+    for name, info in results["family"].items():
+        flops = ", ".join(f"{v:.0f} GFLOP at {k.rsplit('_', 1)[1]}" for k, v in info.items() if k.startswith("gflops_"))
+        print(f"  {name:<10} {info['params'] / 1e6:6.2f} M parameters{' (MSC)' if info['msc'] else ''}; {flops}")
+    for r in results["family_rows"]:
+        print(f"  {r['name']:<36} {r['median_s']:>9.3f} s {r['images_per_s']:>8.2f} img/s {r['gflops']:>8.1f} GFLOP/s")
+    if "resnet101_msc_forward_peak_rss_mb" in results:
+        print(f"  ResNet-101 MSC peak RSS: forward {results['resnet101_msc_forward_size']}: "
+              f"{results['resnet101_msc_forward_peak_rss_mb']:.0f} MB; training step {results['resnet101_msc_train_size']} "
+              f"batch 2: {results['resnet101_msc_train_peak_rss_mb']:.0f} MB")
 
 if __name__ == "__main__":
     sys.exit(main())

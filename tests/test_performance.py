@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from deeplab_lfov.model import DeepLabLargeFOV, conv_flops
+from deeplab_lfov.model import DeepLabLargeFOV, build_net, conv_flops
 from deeplab_lfov.model.weights import build_model
 from deeplab_lfov.training.optim import Optimizer, learning_rate_schedule
 from helpers import MANIFEST, ROOT, SUBPROCESS_ENV, case_input, recipe_weights_tf
@@ -18,7 +18,10 @@ from helpers import MANIFEST, ROOT, SUBPROCESS_ENV, case_input, recipe_weights_t
 
 @pytest.mark.slow  # ~30-60 s on 2 cores; still run in CI
 def test_benchmark_runs_in_a_tiny_configuration():
-    proc = subprocess.run([sys.executable, os.path.join("bench", "bench.py"), "--tiny", "--json"], cwd=ROOT,
+    # The family rows of two nets: ASPP-S stands for the VGG-16 ASPP pair (ASPP-L is the same code with other
+    # rates), ResNet-101 for the residual MSC net; LargeFOV has the rows above.
+    proc = subprocess.run([sys.executable, os.path.join("bench", "bench.py"), "--tiny", "--json", "--models",
+                           "aspp-s,resnet101"], cwd=ROOT,
                           capture_output=True, text=True, timeout=300, env=SUBPROCESS_ENV)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
@@ -44,6 +47,22 @@ def test_benchmark_runs_in_a_tiny_configuration():
     assert {"saved_model_s", "tflite_none_s", "tflite_dynamic_s"} <= set(result)
     assert result["crf_tf_to_pydensecrf_ratio"] == pytest.approx(result["crf_tf_s"] / result["crf_pydensecrf_s"])
     assert 100 < result["crf_tf_peak_rss_mb"] < 4000
+    # the command start-up row (its target, < 1.5 s, is judged by bench at full size, not here)
+    assert 0 < result["startup_help_s"] < 60 and isinstance(result["startup_target_met"], bool)
+    # the model family: each of the paper's nets forward at two sizes and a training step, its FLOPs
+    family = {r["name"]: r for r in result["family_rows"]}
+    assert sorted(result["family"]) == ["aspp-s", "resnet101"]
+    for name in ("aspp-s", "resnet101"):
+        net = build_net(name, 21, width_multiplier=1 / 16)
+        info = result["family"][name]
+        assert info["params"] == net.count_params() and info["msc"] == (name == "resnet101")
+        for size in (33, 41):
+            r = family[f"{name} forward {size}x{size} b1"]
+            assert info[f"gflops_forward_{size}"] == pytest.approx(conv_flops(net, size, size) / 1e9)
+            assert r["gflops"] == pytest.approx(conv_flops(net, size, size) / r["median_s"] / 1e9, rel=1e-6)
+        assert f"{name} train step 33x33 b2" in family
+    assert 100 < result["resnet101_msc_forward_peak_rss_mb"] < 4000
+    assert 100 < result["resnet101_msc_train_peak_rss_mb"] < 16000
 
 
 def test_conv_flops_match_the_published_count():

@@ -22,6 +22,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     config = CheckDataConfig.from_args(get_args_parser().parse_args(argv))
+    config.require_default_files("data_list")
     from ..core.progress import Progress
     from ..data.checks import check_data_dir, check_entries, default_report_path, raise_for_problems
     from ..data.reader import read_list
@@ -40,3 +41,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def entry() -> None:
     run(main)
+
+
+if __name__ == "__main__":  # python -m deeplab_lfov.cli.check_data
+    entry()

@@ -22,16 +22,16 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     config = CRFSearchConfig.from_args(get_args_parser().parse_args(argv))
+    config.require_default_files("data_list")
     from ..data.checks import check_data_dir
     from ..data.reader import read_list
     from ..evaluation.crf_search import crf_grid_search
     from ..evaluation.predict import Predictor
-    from ..model.weights import build_model, load_weights
+    from ..model.weights import load_model
 
     entries = read_list(config.data_dir, config.data_list, config.label_dir)[:config.num_images]
     check_data_dir(config.data_dir, entries)
-    predictor = Predictor(build_model(load_weights(config.restore_from), config.num_classes,
-                                      source=config.restore_from))
+    predictor = Predictor(load_model(config.restore_from, config.num_classes, model=config.model, msc=config.msc))
     result = crf_grid_search(predictor, entries, num_classes=config.num_classes, ignore_label=config.ignore_label,
                              bi_w=config.bi_w, bi_xy_std=config.bi_xy_std, bi_rgb_std=config.bi_rgb_std,
                              pos_w=config.pos_w, pos_xy_std=config.pos_xy_std, iterations=config.crf_iterations,
@@ -44,3 +44,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def entry() -> None:
     run(main)
+
+
+if __name__ == "__main__":  # python -m deeplab_lfov.cli.crf_search
+    entry()

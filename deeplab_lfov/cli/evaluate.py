@@ -23,6 +23,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     config = EvalConfig.from_args(get_args_parser().parse_args(argv))
+    config.require_default_files("data_list")
     crf_params = config.crf_params()
     from ..core.files import check_writable
     from ..data.checks import usable_entries
@@ -67,3 +68,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def entry() -> None:
     run(main)
+
+
+if __name__ == "__main__":  # python -m deeplab_lfov.cli.evaluate
+    entry()

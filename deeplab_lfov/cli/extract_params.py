@@ -27,13 +27,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from ..model.weights import convert_caffemodel
 
     result = convert_caffemodel(config.caffemodel, config.output_dir, pycaffe_path=config.pycaffe_path or None,
-                                prototxt=config.prototxt or None)
-    print(f"Converted {result.layers} layers ({result.params if result.has_classifier else 'fc8 absent'} "
-          f"parameters) from {config.caffemodel} to {result.prefix}")
+                                prototxt=config.prototxt or None, model=config.model, msc=config.msc)
+    print(f"Converted {result.layers} layers of {result.model}{' (MSC)' if result.msc else ''} "
+          f"({result.params if result.has_classifier else 'classifier absent'} parameters) from {config.caffemodel} "
+          f"to {result.prefix}")
     if not result.has_classifier:
-        print("No fc8 layer in this caffemodel: train with --not_restore_last to initialise it.")
+        print("No classifier layer in this caffemodel: train with --not_restore_last to initialise it.")
     return 0
 
 
 def entry() -> None:
     run(main)
+
+
+if __name__ == "__main__":  # python -m deeplab_lfov.cli.extract_params
+    entry()

@@ -70,3 +70,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def entry() -> None:
     run(main)
+
+
+if __name__ == "__main__":  # python -m deeplab_lfov.cli.infer
+    entry()

@@ -42,3 +42,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def entry() -> None:
     run(main)
+
+
+if __name__ == "__main__":  # python -m deeplab_lfov.cli.prepare_voc
+    entry()

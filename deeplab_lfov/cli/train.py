@@ -23,6 +23,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     config = TrainConfig.from_args(get_args_parser().parse_args(argv))
+    config.require_default_files("data_list")
     from ..training.trainer import train
     train(config, log=log)
     return 0
@@ -30,3 +31,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def entry() -> None:
     run(main)
+
+
+if __name__ == "__main__":  # python -m deeplab_lfov.cli.train
+    entry()

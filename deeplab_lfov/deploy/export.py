@@ -270,9 +270,11 @@ def export_model(config: ExportConfig, predictor: Predictor, images: Sequence[np
     return [(name, os.path.join(config.output_dir, name)) for name, _ in published]
 
 
-def _float32_copy(model: DeepLabLargeFOV) -> DeepLabLargeFOV:
+def _float32_copy(model):
     """TFLite is converted from a float32 copy of the net; quantisation decides its precision."""
-    fp32 = DeepLabLargeFOV(model.num_classes, widths={n: c.w.shape[-1] for n, c in model.convs.items()})
+    from ..model import build_net
+    fp32 = build_net(model.model_name, model.num_classes, widths={n: int(c.w.shape[-1]) for n, c in model.convs.items()},
+                     msc=model.msc)
     for name, var in fp32.named_variables().items():
         var.assign(model.named_variables()[name])
     return fp32

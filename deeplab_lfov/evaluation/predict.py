@@ -113,7 +113,7 @@ def predictor_for(settings, weights_path: str, num_classes: Optional[int]) -> Pr
     """Load the weights, build the model they describe, and wrap it with the test-time settings
     (``settings.TestTimeConfig``: scales, flip, pad_to, precision)."""
     from ..model.ops import compute_dtype_for
-    from ..model.weights import build_model, load_weights
-    model = build_model(load_weights(weights_path), num_classes, source=weights_path,
-                        compute_dtype=compute_dtype_for(settings.precision))
+    from ..model.weights import load_model
+    model = load_model(weights_path, num_classes, model=getattr(settings, "model", None),
+                       msc=getattr(settings, "msc", None), compute_dtype=compute_dtype_for(settings.precision))
     return Predictor(model, scales=settings.scales, flip=settings.flip, pad_to=settings.pad_to)

@@ -1,4 +1,5 @@
-"""Weights in and out, under the classic port's names (``conv1_1/w`` ... ``fc8_voc12/b``).
+"""Weights in and out, under the classic port's names (``conv1_1/w`` ... ``fc8_voc12/b``) and Caffe's for
+the DeepLab-v2 nets (``res2a_branch2a/w``, ``bn2a_branch2a/moving_mean`` ..., ``fc1_voc12_c0/b``).
 
 ``load_weights`` reads every form a user may hold and returns ``{name: numpy array}``:
 
@@ -9,8 +10,13 @@
 * the classic ``net_weights.ckpt`` pickle, through an unpickler that builds numpy arrays and
   nothing else, so a crafted file cannot run code.
 
+DrSleep's tensorflow-deeplab-resnet checkpoints (``deeplab_resnet.ckpt``: ``conv1/weights``,
+``bn_conv1/moving_mean``, ``gamma``, ``beta``, ``fc1_voc12_c0/biases``) read as the same names.
+
 ``assign_weights`` checks names and shapes against a model and reports every mismatch at once.
-``save_weights`` writes a name-based checkpoint readable by both this project and TF1 code.
+``save_weights`` writes a name-based checkpoint readable by both this project and TF1 code, with the
+model's name and MSC setting recorded in it; ``weights_record`` reads that record back (or a snapshot
+directory's ``run.json``), and ``build_model`` builds the net the weights describe.
 """
 
 from __future__ import annotations
@@ -41,10 +47,21 @@ __all__ = [
     "load_safe_pickle",
     "resolve_checkpoint",
     "checkpoint_shapes",
+    "weights_record",
+    "resolve_model",
+    "save_model",
+    "load_model",
 ]
 
-# A classic name: a layer (conv1_1 ... fc8_voc12, or fc8_<anything>) and w or b.
-_NAME = re.compile(r"(?:^|/)((?:conv\d_\d|fc6|fc7|fc8[A-Za-z0-9_]*)/[wb])(?:/\.ATTRIBUTES/VARIABLE_VALUE)?$")
+# A weight's name: a layer (conv1_1 ... fc8_voc12 or fc8_<anything>, fc6_1 ..., conv1, res2a_branch2a ...,
+# bn_conv1 ..., fc1_voc12_c0 ...) and its variable (w/b, DrSleep's weights/biases, BatchNorm's four).
+_NAME = re.compile(r"(?:^|/)((?:conv\d_\d|conv1|fc6(?:_\d)?|fc7(?:_\d)?|fc8[A-Za-z0-9_]*|res\d[a-z0-9]*_branch\w+|"
+                   r"fc1_voc12\w*|bn\w+)/(?:w|b|weights|biases|moving_mean|moving_variance|gamma|beta))"
+                   r"(?:/\.ATTRIBUTES/VARIABLE_VALUE)?$")
+_TF1_SUFFIX = {"weights": "w", "biases": "b"}  # DrSleep's (slim) names -> ours
+
+# The model record every checkpoint this project writes carries (string tensors).
+_RECORD = {"model": "_deeplab/model", "msc": "_deeplab/msc"}
 
 
 # ------------------------------------------------------------------------------- safe pickle
@@ -93,6 +110,9 @@ def resolve_checkpoint(path: str) -> str:
                                    f"TensorFlow checkpoints and no 'checkpoint' file naming the latest")
             latest = os.path.join(path, prefixes[0])
         return latest
+    match = re.match(r"(.+)\.(?:index|data-\d{5}-of-\d{5})$", path)
+    if match and os.path.exists(match.group(1) + ".index"):  # one of a checkpoint's files: its prefix
+        return match.group(1)
     if os.path.exists(path) or os.path.exists(path + ".index"):
         return path
     raise DeepLabError(f"{path}: no such file or checkpoint (looked for {path} and {path}.index)")
@@ -125,7 +145,8 @@ def _open_tf_checkpoint(path: str):
             continue
         match = _NAME.search(key)
         if match:
-            name = match.group(1)
+            layer, variable = match.group(1).rsplit("/", 1)
+            name = f"{layer}/{_TF1_SUFFIX.get(variable, variable)}"
             if name in keys:
                 raise DeepLabError(f"{path}: two variables map to {name}; is it a checkpoint of one model?")
             keys[name] = key
@@ -149,55 +170,59 @@ def checkpoint_shapes(path: str) -> Dict[str, Tuple[int, ...]]:
 def load_weights(path: str) -> Dict[str, np.ndarray]:
     """All weights stored at ``path`` as ``{classic name: float32 array}``."""
     if path.endswith(".caffemodel"):
-        from .caffe_import import caffe_to_tf_weights, read_caffemodel
-        return caffe_to_tf_weights(read_caffemodel(path)[1])
+        from .caffe_import import caffemodel_weights
+        return caffemodel_weights(path)
     if _is_pickle(path):
         return load_safe_pickle(path)
     return _read_tf_checkpoint(resolve_checkpoint(path))
 
 
 def _fc8_name(weights: Mapping[str, np.ndarray]) -> Optional[str]:
-    names = sorted({k.split("/")[0] for k in weights if k.startswith("fc8")})
+    """The one LargeFOV classifier layer of ``weights`` (``fc8_voc12``, or ``fc8_<anything>``), if any."""
+    names = sorted({k.split("/")[0] for k in weights if k.startswith("fc8") and not re.match(r"fc8_voc12_\d$",
+                                                                                               k.split("/")[0])})
     if len(names) > 1:
         raise DeepLabError(f"several classifier layers in the weights: {', '.join(names)}")
     return names[0] if names else None
 
 
-def widths_from_weights(weights: Mapping[str, object]) -> Tuple[Dict[str, int], Optional[int]]:
-    """Conv widths and number of classes that a set of weights implies (fc8 may be absent).
+def widths_from_weights(weights: Mapping[str, object], source: str = "weights") -> Tuple[Dict[str, int], Optional[int]]:
+    """Conv widths and number of classes that a set of weights implies (the classifier may be absent).
 
     Values are arrays or bare shapes (as ``checkpoint_shapes`` gives).
     """
-    from .largefov import conv_layers, layer_table
-    widths = {}
-    for layer in conv_layers(layer_table()):
-        key = f"{layer.name}/w"
-        if layer.name.startswith("fc8"):
-            fc8 = _fc8_name(weights)
-            key = f"{fc8}/w" if fc8 else None
-        shape = tuple(getattr(weights[key], "shape", weights[key])) if key in weights else ()
-        if len(shape) == 4:
-            widths[layer.name] = int(shape[-1])
-    return widths, widths.pop("fc8_voc12", None)
+    from . import describe_weights
+    shapes = {k: tuple(getattr(v, "shape", v)) for k, v in _with_voc12_classifier(weights).items()}
+    _, widths, num_classes = describe_weights(shapes, source=source)
+    return widths, num_classes
 
 
-def assign_weights(model, weights: Mapping[str, np.ndarray], *, skip_last: bool = False,
-                   source: str = "weights") -> None:
-    """Copy ``weights`` into ``model``; every missing or mis-shaped variable is reported at once.
-
-    ``skip_last`` leaves fc8 as initialised (``--not_restore_last``: a new number of classes).
-    A classifier stored under another ``fc8*`` name is accepted for ``fc8_voc12``.
-    """
+def _with_voc12_classifier(weights: Mapping[str, object]) -> Dict[str, object]:
+    """LargeFOV weights whose classifier has another ``fc8_*`` name (the V1 release's ``fc8_pascal``...)
+    under ``fc8_voc12``."""
     weights = dict(weights)
     fc8 = _fc8_name(weights)
     if fc8 and fc8 != "fc8_voc12":
         for suffix in ("w", "b"):
             if f"{fc8}/{suffix}" in weights:
                 weights[f"fc8_voc12/{suffix}"] = weights.pop(f"{fc8}/{suffix}")
+    return weights
+
+
+def assign_weights(model, weights: Mapping[str, np.ndarray], *, skip_last: bool = False,
+                   source: str = "weights") -> None:
+    """Copy ``weights`` into ``model``; every missing or mis-shaped variable is reported at once.
+
+    ``skip_last`` leaves the classifier (``model.classifier_layers``: fc8, each ASPP branch's fc8, or
+    ResNet's ``fc1_voc12_c*``) as initialised (``--not_restore_last``: a new number of classes).  A
+    LargeFOV classifier stored under another ``fc8*`` name is accepted for ``fc8_voc12``.
+    """
+    weights = _with_voc12_classifier(weights)
+    classifier = tuple(getattr(model, "classifier_layers", ("fc8_voc12",)))
     problems = []
     pending = []
     for name, var in model.named_variables().items():
-        if skip_last and name.startswith("fc8"):
+        if skip_last and name.split("/")[0] in classifier:
             continue
         if name not in weights:
             problems.append(f"{name} missing")
@@ -210,33 +235,107 @@ def assign_weights(model, weights: Mapping[str, np.ndarray], *, skip_last: bool 
             pending.append((var, weights[name]))
     if problems:
         hint = " (use --not_restore_last for a different number of classes)" if all(
-            p.startswith("fc8") for p in problems) else ""
-        raise DeepLabError(f"{source}: does not fit the model: {'; '.join(problems)}{hint}")
+            p.split("/")[0] in classifier for p in problems) else ""
+        raise DeepLabError(f"{source}: does not fit the model: {'; '.join(problems[:8])}"
+                           f"{f' (and {len(problems) - 8} more)' if len(problems) > 8 else ''}{hint}")
     for var, value in pending:
         var.assign(value)
 
 
-def build_model(weights: Mapping[str, np.ndarray], num_classes: Optional[int] = None, *,
-                skip_last: bool = False, source: str = "weights", **model_kwargs):
-    """A ``DeepLabLargeFOV`` whose widths follow ``weights``, with the weights loaded.
+def weights_record(path: str) -> Dict[str, object]:
+    """The model a weights file records: ``{"model": name, "msc": bool}`` (either may be absent).
 
-    ``num_classes`` defaults to fc8's; when given and different from fc8's, it is an error unless
-    ``skip_last``.
+    Checkpoints written by ``save_weights`` carry it; a training snapshot is described by its
+    directory's ``run.json``; caffemodels and pickles record nothing (their layers still tell the
+    family, see ``resolve_model``).
+    """
+    if path.endswith(".caffemodel") or _is_pickle(path):
+        return {}
+    prefix = resolve_checkpoint(path)
+    record: Dict[str, object] = {}
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        keys = reader.get_variable_to_shape_map()
+        for field, key in _RECORD.items():
+            if key in keys:
+                value = reader.get_tensor(key)
+                value = value.decode() if isinstance(value, bytes) else str(value)
+                record[field] = value == "1" if field == "msc" else value
+    except (tf.errors.OpError, ValueError, RuntimeError):
+        return {}
+    if not record:
+        run = os.path.join(os.path.dirname(os.path.abspath(prefix)), "run.json")
+        try:
+            with open(run) as f:
+                settings = json.load(f).get("settings", {})
+        except (OSError, ValueError, AttributeError):
+            settings = {}
+        if isinstance(settings, dict):
+            record.update({k: settings[k] for k in ("model", "msc") if settings.get(k) is not None})
+    return record
+
+
+def resolve_model(shapes: Mapping[str, Tuple[int, ...]], *, model: Optional[str] = None, msc: Optional[bool] = None,
+                  record: Optional[Mapping[str, object]] = None, source: str = "weights") -> Tuple[str, bool]:
+    """(model name, MSC) for weights of these ``shapes``: ``--model``/``--msc`` if given, else what the
+    weights record, else what their layers show (``describe_weights``; MSC as in the paper's recipe).
+
+    A ``--model`` of another family than the weights' layers, or one that contradicts the record,
+    is a ``DeepLabError`` naming both.
+    """
+    from . import MODELS, describe_weights
+    record = dict(record or {})
+    guess, _, _ = describe_weights(dict(shapes), source=source)
+
+    def family(name: str):
+        return MODELS[name].backbone, MODELS[name].head  # ASPP-S and ASPP-L: one family, same shapes
+    recorded = record.get("model")
+    if model and recorded and model != recorded:
+        raise DeepLabError(f"{source}: these weights are {recorded} (their record), not --model {model}")
+    name = model or recorded or guess
+    if family(name) != family(guess):
+        raise DeepLabError(f"{source}: these weights hold a {guess} net ({MODELS[guess].description}), not "
+                           f"--model {name}")
+    if msc is None:
+        msc = bool(record["msc"]) if "msc" in record and name == recorded else MODELS[name].msc
+    return name, bool(msc)
+
+
+def build_model(weights: Mapping[str, np.ndarray], num_classes: Optional[int] = None, *,
+                skip_last: bool = False, source: str = "weights", model: Optional[str] = None,
+                msc: Optional[bool] = None, record: Optional[Mapping[str, object]] = None, **net_kwargs):
+    """The net ``weights`` describe (``resolve_model``: its family, widths, MSC), with the weights loaded.
+
+    ``num_classes`` defaults to the classifier's; when given and different from the classifier's, it
+    is an error unless ``skip_last``.
     """
     from ..core.constants import NUM_CLASSES
-    from .largefov import DeepLabLargeFOV
-    widths, stored_classes = widths_from_weights(weights)
+    from . import build_net
+    weights = _with_voc12_classifier(weights)
+    shapes = {k: tuple(v.shape) for k, v in weights.items()}
+    if not shapes:
+        raise DeepLabError(f"{source}: holds no DeepLab layers (conv1_1 ... fc8_voc12, or conv1 ... fc1_voc12_c3)")
+    name, msc = resolve_model(shapes, model=model, msc=msc, record=record, source=source)
+    widths, stored_classes = widths_from_weights(shapes, source)
     if num_classes is None:
         num_classes = stored_classes or NUM_CLASSES
-    if not widths:
-        raise DeepLabError(f"{source}: holds no DeepLab-LargeFOV layers (conv1_1 ... fc8_voc12)")
-    model = DeepLabLargeFOV(num_classes=num_classes, widths=widths, **model_kwargs)
-    assign_weights(model, weights, skip_last=skip_last, source=source)
-    return model
+    net = build_net(name, num_classes, widths=widths, msc=msc, **net_kwargs)
+    assign_weights(net, weights, skip_last=skip_last, source=source)
+    return net
 
 
-def save_weights(prefix: str, weights: Mapping[str, np.ndarray]) -> str:
-    """Write a name-based (TF1-style V2) checkpoint at ``prefix``, atomically.
+def load_model(path: str, num_classes: Optional[int] = None, *, model: Optional[str] = None,
+               msc: Optional[bool] = None, **net_kwargs):
+    """The net stored at ``path`` (any form ``load_weights`` reads), built as its record or layers say
+    (``--model``/``--msc`` where given), with its weights loaded."""
+    return build_model(load_weights(path), num_classes, source=path, model=model, msc=msc,
+                       record=weights_record(path), **net_kwargs)
+
+
+def save_weights(prefix: str, weights: Mapping[str, np.ndarray], *, model: Optional[str] = None,
+                 msc: Optional[bool] = None) -> str:
+    """Write a name-based (TF1-style V2) checkpoint at ``prefix``, atomically; ``model``/``msc`` are
+    recorded in it as two string tensors (``_deeplab/model``, ``_deeplab/msc``; TF1 code ignores them).
 
     The files are written under a temporary prefix in the same directory and renamed into place,
     data first and index last, so a reader never sees an index pointing at a partial file.
@@ -247,8 +346,12 @@ def save_weights(prefix: str, weights: Mapping[str, np.ndarray]) -> str:
     tmp_prefix = os.path.join(tmp_dir, "ckpt")
     try:
         names = list(weights)
-        tf.raw_ops.SaveV2(prefix=tmp_prefix, tensor_names=names, shape_and_slices=[""] * len(names),
-                          tensors=[tf.constant(np.asarray(weights[n], np.float32)) for n in names])
+        tensors = [tf.constant(np.asarray(weights[n], np.float32)) for n in names]
+        for field, value in (("model", model), ("msc", None if msc is None else ("1" if msc else "0"))):
+            if value is not None:
+                names.append(_RECORD[field])
+                tensors.append(tf.constant(value))
+        tf.raw_ops.SaveV2(prefix=tmp_prefix, tensor_names=names, shape_and_slices=[""] * len(names), tensors=tensors)
         for fname in sorted(os.listdir(tmp_dir), key=lambda s: s.endswith(".index")):
             os.replace(os.path.join(tmp_dir, fname), prefix + fname[len("ckpt"):])
     finally:
@@ -256,6 +359,12 @@ def save_weights(prefix: str, weights: Mapping[str, np.ndarray]) -> str:
             os.remove(os.path.join(tmp_dir, fname))
         os.rmdir(tmp_dir)
     return prefix
+
+
+def save_model(prefix: str, model) -> str:
+    """``save_weights`` of a built net, with its name and MSC setting recorded."""
+    return save_weights(prefix, {k: v.numpy() for k, v in model.named_variables().items()},
+                        model=getattr(model, "model_name", None), msc=getattr(model, "msc", None))
 
 
 def write_skeleton(path: str, weights: Mapping[str, np.ndarray]) -> None:
@@ -267,33 +376,45 @@ def write_skeleton(path: str, weights: Mapping[str, np.ndarray]) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class Conversion:
-    """What ``convert_caffemodel`` wrote: the checkpoint prefix, layers, parameters, whether fc8 was there."""
+    """What ``convert_caffemodel`` wrote: the checkpoint prefix, conv layers, parameters, whether the
+    classifier was there, and the net."""
 
     prefix: str
-    layers: int
+    layers: int  # convolutions
     params: int
     has_classifier: bool
+    model: str = "largefov"
+    msc: bool = False
 
 
 def convert_caffemodel(caffemodel: str, output_dir: str, *, pycaffe_path: Optional[str] = None,
-                       prototxt: Optional[str] = None) -> Conversion:
+                       prototxt: Optional[str] = None, model: Optional[str] = None,
+                       msc: Optional[bool] = None) -> Conversion:
     """``util/extract_params.py``: a ``.caffemodel`` to ``OUTPUT_DIR/deeplab_lfov.ckpt`` and ``net_skeleton.json``.
 
     Read with the protobuf parser (``caffe_import``), or with the user's PyCaffe when ``pycaffe_path`` is
-    given; the weights are built into the net they describe first, so a file of another net fails here.
+    given; the weights are built into the net they describe first (``--model``/``--msc`` decide where the
+    layers cannot: ASPP-S and ASPP-L hold the same shapes), so a file of another net fails here, and the
+    checkpoint records that net.
     """
-    from .caffe_import import caffe_to_tf_weights, read_caffemodel, read_with_pycaffe
+    from .caffe_import import caffemodel_weights, read_with_pycaffe
     if pycaffe_path:
         weights = read_with_pycaffe(caffemodel, pycaffe_path, prototxt)
     else:
-        weights = caffe_to_tf_weights(read_caffemodel(caffemodel)[1])
-    has_fc8 = any(k.startswith("fc8") for k in weights)
-    model = build_model(weights, skip_last=not has_fc8, source=caffemodel)
-    converted = {k: v.numpy() for k, v in model.named_variables().items() if has_fc8 or not k.startswith("fc8")}
+        weights = caffemodel_weights(caffemodel)
+    probe = build_model(weights, skip_last=True, source=caffemodel, model=model, msc=msc)
+    classifier = set(probe.classifier_layers)
+    has_classifier = any(k.split("/")[0] in classifier for k in _with_voc12_classifier(weights))
+    net = build_model(weights, skip_last=not has_classifier, source=caffemodel, model=model, msc=msc) \
+        if has_classifier else probe
+    converted = {k: v.numpy() for k, v in net.named_variables().items()
+                 if has_classifier or k.split("/")[0] not in classifier}
     try:
         os.makedirs(output_dir, exist_ok=True)
-        prefix = save_weights(os.path.join(output_dir, "deeplab_lfov.ckpt"), converted)
+        prefix = save_weights(os.path.join(output_dir, "deeplab_lfov.ckpt"), converted, model=net.model_name,
+                              msc=net.msc)
         write_skeleton(os.path.join(output_dir, "net_skeleton.json"), converted)
     except OSError as e:
         raise DeepLabError(f"{output_dir}: cannot write the checkpoint ({e.strerror or e})") from None
-    return Conversion(prefix, len(converted) // 2, model.count_params(), has_fc8)
+    layers = len({k.split("/")[0] for k in converted if k.endswith("/w")})
+    return Conversion(prefix, layers, net.count_params(), has_classifier, net.model_name, net.msc)

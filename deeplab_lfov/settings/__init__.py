@@ -6,7 +6,7 @@
 """
 
 from .flags import Config, parse_floats, parse_names, parse_shard, parse_size, setting
-from .groups import ClassesConfig, CRFConfig, DataConfig, PrecisionConfig, TestTimeConfig, WeightsConfig
+from .groups import ClassesConfig, CRFConfig, DataConfig, ModelConfig, PrecisionConfig, TestTimeConfig, WeightsConfig
 from .programs import (
                        CheckDataConfig,
                        ConvertLabelsConfig,
@@ -21,6 +21,6 @@ from .programs import (
 )
 
 __all__ = ["Config", "setting", "parse_size", "parse_floats", "parse_names", "parse_shard", "ClassesConfig",
-           "DataConfig", "WeightsConfig", "PrecisionConfig", "TestTimeConfig", "CRFConfig", "TrainConfig",
+           "ModelConfig", "DataConfig", "WeightsConfig", "PrecisionConfig", "TestTimeConfig", "CRFConfig", "TrainConfig",
            "EvalConfig", "InferConfig", "ExportConfig", "ConvertLabelsConfig", "CRFRefineConfig", "CheckDataConfig",
            "CRFSearchConfig", "ExtractParamsConfig", "PrepareVOCConfig"]

@@ -131,7 +131,7 @@ class Config:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             choices, check = f.metadata.get("choices"), f.metadata.get("check")
-            if choices and value not in choices:
+            if choices and value is not None and value not in choices:
                 raise DeepLabError(f"{self.flag(f.name)}: {value!r} is not one of {', '.join(choices)}")
             problem = check(value) if check else None
             if problem:
@@ -140,6 +140,18 @@ class Config:
 
     def validate(self) -> None:
         """Checks that involve several settings (subclasses extend it)."""
+
+    def require_default_files(self, *names: str) -> None:
+        """Fail in one line if a setting left at its default names a file that is not there: defaults
+        such as ``./dataset/train.txt`` are relative to the working directory, which a console command
+        run elsewhere does not have."""
+        import os
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        for name in names:
+            value = getattr(self, name)
+            if value and value == fields[name].default and not os.path.exists(value):
+                raise DeepLabError(f"no {self.flag(name)} given and its default {value} does not exist in the "
+                                   f"working directory {os.getcwd()}: pass {self.flag(name)}")
 
     @staticmethod
     def flag(name: str) -> str:
@@ -164,7 +176,10 @@ class Config:
             target = groups.get(group, parser)
             help_text = meta["help"]
             kwargs: Dict[str, Any] = {}
-            if isinstance(f.default, bool):
+            if meta["parse"] is bool:  # on, off or unset (None: decided later, e.g. by the weights)
+                kwargs["action"] = argparse.BooleanOptionalAction
+                kwargs["default"] = f.default
+            elif isinstance(f.default, bool):
                 kwargs["action"] = "store_true" if not f.default else argparse.BooleanOptionalAction
                 kwargs["default"] = f.default
                 if f.default:
@@ -189,7 +204,8 @@ class Config:
 
     @classmethod
     def parser(cls, description: str) -> argparse.ArgumentParser:
-        return cls.add_arguments(argparse.ArgumentParser(description=description))
+        # allow_abbrev=False: a mistyped flag (--output for --outputs) is an error, not silently another flag
+        return cls.add_arguments(argparse.ArgumentParser(description=description, allow_abbrev=False))
 
     @classmethod
     def from_args(cls, args: argparse.Namespace):

@@ -10,11 +10,25 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional, Tuple
 
-from ..core.constants import IGNORE_LABEL, NUM_CLASSES, PRECISIONS
+from ..core.constants import IGNORE_LABEL, MODELS, NUM_CLASSES, PRECISIONS
 from ..core.errors import DeepLabError
 from .flags import Config, label_value, non_negative, optional_positive, parse_floats, positive, setting
 
-__all__ = ["ClassesConfig", "DataConfig", "WeightsConfig", "PrecisionConfig", "TestTimeConfig", "CRFConfig"]
+__all__ = ["ModelConfig", "ClassesConfig", "DataConfig", "WeightsConfig", "PrecisionConfig", "TestTimeConfig", "CRFConfig"]
+
+
+@dataclasses.dataclass
+class ModelConfig(Config):
+    """Which of the paper's nets (``--model``) and whether it runs on multi-scale inputs (``--msc``)."""
+
+    model: Optional[str] = setting(
+        None, "the net: largefov (DeepLab-LargeFOV, VGG-16), aspp-s / aspp-l (DeepLab-ASPP on VGG-16, rates "
+        "2,4,8,12 / 6,12,18,24), resnet101 (DeepLab-v2 ResNet-101 with ASPP-L). Default: the model the weights "
+        "record or hold, else largefov", parse=str, choices=MODELS, group="model")
+    msc: Optional[bool] = setting(
+        None, "multi-scale inputs (MSC): the net on the image at 1, 0.75 and 0.5, logits fused by their maximum, "
+        "a loss on each in training. Default: the weights' record, else on for resnet101 and off for the others "
+        "(the paper's recipes)", parse=bool, group="model")
 
 
 @dataclasses.dataclass

@@ -33,14 +33,14 @@ from .flags import (
     shard_spec,
     subset,
 )
-from .groups import ClassesConfig, CRFConfig, DataConfig, PrecisionConfig, TestTimeConfig, WeightsConfig
+from .groups import ClassesConfig, CRFConfig, DataConfig, ModelConfig, PrecisionConfig, TestTimeConfig, WeightsConfig
 
 __all__ = ["TrainConfig", "EvalConfig", "InferConfig", "ExportConfig", "ConvertLabelsConfig", "CRFRefineConfig",
            "CheckDataConfig", "CRFSearchConfig", "ExtractParamsConfig", "PrepareVOCConfig"]
 
 
 @dataclasses.dataclass
-class TrainConfig(DataConfig, WeightsConfig, PrecisionConfig):
+class TrainConfig(ModelConfig, DataConfig, WeightsConfig, PrecisionConfig):
     """Every setting of a training run: the flags of ``train.py``."""
 
     restore_from: Optional[str] = setting(
@@ -120,7 +120,7 @@ class TrainConfig(DataConfig, WeightsConfig, PrecisionConfig):
 
 
 @dataclasses.dataclass
-class EvalConfig(DataConfig, WeightsConfig, TestTimeConfig, CRFConfig):
+class EvalConfig(ModelConfig, DataConfig, WeightsConfig, TestTimeConfig, CRFConfig):
     """The flags of ``evaluate.py``."""
 
     data_list: str = setting("./dataset/val.txt", "list of 'IMAGE LABEL' lines", group="data")
@@ -146,7 +146,7 @@ class EvalConfig(DataConfig, WeightsConfig, TestTimeConfig, CRFConfig):
 
 
 @dataclasses.dataclass
-class InferConfig(TestTimeConfig, CRFConfig, ClassesConfig):
+class InferConfig(ModelConfig, TestTimeConfig, CRFConfig, ClassesConfig):
     """The arguments of ``inference.py IMG_PATH MODEL_WEIGHTS``."""
 
     img_path: str = setting("", "an image, a folder of images (recursively), a quoted glob ('photos/*.jpg') or a "
@@ -177,7 +177,7 @@ class InferConfig(TestTimeConfig, CRFConfig, ClassesConfig):
 
 
 @dataclasses.dataclass
-class ExportConfig(TestTimeConfig, CRFConfig, ClassesConfig):
+class ExportConfig(ModelConfig, TestTimeConfig, CRFConfig, ClassesConfig):
     """The arguments of ``util/export_model.py MODEL_WEIGHTS``."""
 
     model_weights: str = setting("", "checkpoint, checkpoint directory, .caffemodel or classic pickle",
@@ -199,6 +199,12 @@ class ExportConfig(TestTimeConfig, CRFConfig, ClassesConfig):
     def __post_init__(self):
         self.formats, self.tflite_quantize = tuple(self.formats), tuple(self.tflite_quantize)
         super().__post_init__()
+
+    def validate(self) -> None:
+        super().validate()
+        if self.crf and self.crf_backend == "pydensecrf":
+            raise DeepLabError("--crf_backend pydensecrf: an exported model carries the TensorFlow CRF (the "
+                               "pydensecrf package cannot be exported); drop --crf_backend")
 
 
 @dataclasses.dataclass
@@ -224,6 +230,8 @@ class ConvertLabelsConfig(ClassesConfig):
 @dataclasses.dataclass
 class CRFRefineConfig(CRFConfig, ClassesConfig):
     """The arguments of ``util/crf_refine.py INPUT_DIR``."""
+
+    crf: bool = dataclasses.field(default=True)  # refining is the CRF: not a flag here
 
     input_dir: str = setting("", "a folder of label PNGs (pseudo labels; 255 = unsure) or of probs/*.npy saved by "
                                  "inference.py --outputs probs", positional=True)
@@ -255,7 +263,7 @@ class CheckDataConfig(DataConfig):
 
 
 @dataclasses.dataclass
-class CRFSearchConfig(DataConfig):
+class CRFSearchConfig(ModelConfig, DataConfig):
     """The flags of ``util/crf_search.py``: the paper's grid by default."""
 
     data_list: str = setting("./dataset/val.txt", "list of 'IMAGE LABEL' lines", group="data")
@@ -281,7 +289,7 @@ class CRFSearchConfig(DataConfig):
 
 
 @dataclasses.dataclass
-class ExtractParamsConfig(Config):
+class ExtractParamsConfig(ModelConfig):
     """The arguments of ``util/extract_params.py CAFFEMODEL``."""
 
     caffemodel: str = setting("", "the .caffemodel to convert", positional=True)

@@ -273,12 +273,11 @@ class Validation(Callback):
 
     def _save_best(self) -> None:
         """Weights and best.json into a fresh folder, then swapped in place of the old best."""
-        from ..model.weights import save_weights
+        from ..model.weights import save_model
         parent = os.path.dirname(os.path.abspath(self.best_dir))
         staged = tempfile.mkdtemp(prefix=".best-", dir=parent)
         try:
-            save_weights(os.path.join(staged, "model.ckpt"), {k: v.numpy() for k, v in
-                                                              self.model.named_variables().items()})
+            save_model(os.path.join(staged, "model.ckpt"), self.model)
             with open(os.path.join(staged, "best.json"), "w") as f:
                 json.dump(self.best, f)
             old = None

@@ -16,12 +16,16 @@ from ..core._tf import tf
 __all__ = ["Optimizer", "caffe_lr_multipliers", "learning_rate_schedule"]
 
 
-def caffe_lr_multipliers(names: Sequence[str]) -> Dict[str, float]:
-    """DeepLab's lr_mult: filters 1, biases 2, fc8 filters 10, fc8 bias 20."""
+def caffe_lr_multipliers(names: Sequence[str], classifier: Sequence[str] = ()) -> Dict[str, float]:
+    """DeepLab's lr_mult: filters 1, biases 2, the classifier's filters 10 and biases 20.
+
+    The classifier is ``classifier`` (a net's ``classifier_layers``: LargeFOV's fc8, each ASPP branch's
+    fc8, ResNet's ``fc1_voc12_c*``); without it, layers named ``fc8*``.
+    """
     out = {}
     for name in names:
         layer, kind = name.split("/")
-        base = 10.0 if layer.startswith("fc8") else 1.0
+        base = 10.0 if (layer in classifier if classifier else layer.startswith("fc8")) else 1.0
         out[name] = base * (2.0 if kind == "b" else 1.0)
     return out
 
@@ -62,6 +66,8 @@ class Optimizer(tf.Module):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.weight_decay = weight_decay
+        # Frozen variables (DeepLab-v2's batch norms) take no update and no slots.
+        variables = {name: var for name, var in variables.items() if var.trainable}
         self.names = list(variables)
         self.lr_mult = {n: float((lr_mult or {}).get(n, 1.0)) for n in self.names}
         self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")

@@ -33,7 +33,7 @@ from ..core.files import write_text_atomic
 __all__ = ["SnapshotStore", "run_record", "compare_settings", "FIXED_BY_SNAPSHOT"]
 
 # Settings a snapshot fixes: resuming with another value is an error, not a change.
-FIXED_BY_SNAPSHOT = ("num_classes", "width_multiplier", "optimizer")
+FIXED_BY_SNAPSHOT = ("model", "msc", "num_classes", "width_multiplier", "optimizer")
 
 LOCK_FILE = ".lock"
 RECORD_FILE = "run.json"

@@ -16,7 +16,7 @@ import os
 from typing import TYPE_CHECKING, Callable, Iterator, List, Optional, Sequence, Tuple
 
 from ..core._tf import tf
-from ..core.constants import DEFAULT_RESTORE_FROM
+from ..core.constants import DEFAULT_MODEL, DEFAULT_RESTORE_FROM
 from ..core.errors import DeepLabError
 from ..core.files import check_writable
 from ..data.checks import check_data_dir, usable_entries
@@ -24,7 +24,7 @@ from ..data.reader import Entry, read_list, shrink_labels, train_dataset
 from ..data.statistics import label_statistics, median_frequency_weights, read_class_weights
 from ..model.largefov import DeepLabLargeFOV
 from ..model.ops import compute_dtype_for
-from ..model.weights import build_model, checkpoint_shapes, load_weights, widths_from_weights
+from ..model.weights import build_model, checkpoint_shapes, load_weights, resolve_model, weights_record, widths_from_weights
 from .callbacks import Callback, Figures, ProgressLogger, Snapshots, StepState, TensorBoardScalars, Validation, run_loop
 from .optim import Optimizer, caffe_lr_multipliers, learning_rate_schedule
 from .snapshots import FIXED_BY_SNAPSHOT, SnapshotStore, compare_settings, run_record
@@ -82,7 +82,8 @@ class TrainStep:
         self.ignore_label = ignore_label
         self.iter_size = iter_size
         self.class_weights = None if class_weights is None else tf.constant(class_weights, tf.float32)
-        self.var_list = list(model.named_variables().values())
+        # Frozen variables (DeepLab-v2's BatchNorm statistics and scales) take no update.
+        self.var_list = [v for v in model.named_variables().values() if v.trainable]
         self.scaled = model.compute_dtype == tf.float16  # float16 needs loss scaling; bfloat16 does not
         self.bad_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="bad_step")
         self.bad_loss = tf.Variable(0.0, trainable=False, name="bad_loss")
@@ -113,11 +114,15 @@ class TrainStep:
     def _replica_step(self, images, labels):
         """Gradients of this batch's loss, normalised over the counted pixels of all replicas."""
         with tf.GradientTape() as tape:
-            logits = self.model(images, training=True)
-            loss_sum, count = segmentation_loss_terms(logits, labels, self.num_classes, self.ignore_label,
-                                                      self.class_weights)
-            total = tf.distribute.get_replica_context().all_reduce("sum", count)
-            loss = loss_sum / tf.maximum(total, 1.0)
+            # One output, or MSC's four (fused, 1, 0.75, 0.5): DeepLab-v2 sums their losses, each the
+            # mean over its own valid pixels (labels shrunk to each output's grid).
+            outputs = self.model.loss_logits(images, training=True) if getattr(self.model, "msc", False) \
+                else [self.model(images, training=True)]
+            terms = [segmentation_loss_terms(logits, labels, self.num_classes, self.ignore_label, self.class_weights)
+                     for logits in outputs]
+            counts = tf.distribute.get_replica_context().all_reduce("sum", tf.stack([c for _, c in terms]))
+            loss = tf.add_n([s / tf.maximum(counts[i], 1.0) for i, (s, _) in enumerate(terms)])
+            total = counts[0]
             target = loss * self.optimizer.loss_scale if self.scaled else loss
         grads = tape.gradient(target, self.var_list)
         if self.scaled:
@@ -206,6 +211,9 @@ def _check_settings_against_record(config: TrainConfig, store: SnapshotStore, lo
     previous = store.previous_record()
     if not store.latest or not previous or not isinstance(previous.get("settings"), dict):
         return
+    for fixed in ("model", "msc"):  # not given: the snapshot's (a different value given is a conflict)
+        if getattr(config, fixed) is None and previous["settings"].get(fixed) is not None:
+            setattr(config, fixed, previous["settings"][fixed])
     changes, conflicts = compare_settings(previous["settings"], config.as_record(), FIXED_BY_SNAPSHOT)
     if conflicts:
         raise DeepLabError(f"{store.directory}: its snapshots cannot continue with {'; '.join(conflicts)}: "
@@ -234,39 +242,47 @@ def _write_run_record(config: TrainConfig, store: SnapshotStore, class_weights: 
     store.write_record(record)
 
 
-def _initial_model(config: TrainConfig, resume_from: Optional[str], log) -> DeepLabLargeFOV:
-    """The net to train: the snapshot's shapes on resume, else ``--restore_from``'s weights, else random."""
-    dtype = compute_dtype_for(config.precision)
+def _initial_model(config: TrainConfig, resume_from: Optional[str], log):
+    """The net to train: the snapshot's on resume, else ``--restore_from``'s (its family, widths and record;
+    ``--model``/``--msc`` where given), else a random one of ``--model`` (LargeFOV by default)."""
+    from ..model import build_net
+    net_kwargs = dict(seed=config.random_seed, compute_dtype=compute_dtype_for(config.precision))
     if resume_from:
         log(f"Resuming from {resume_from}" + (" (--restore_from applies to a new --snapshot_dir only)"
                                               if config.restore_from != DEFAULT_RESTORE_FROM else ""))
-        widths, classes = widths_from_weights(checkpoint_shapes(resume_from))  # the index, not the data
+        shapes = checkpoint_shapes(resume_from)  # the index, not the data
+        name, msc = resolve_model(shapes, model=config.model, msc=config.msc, record=weights_record(resume_from),
+                                  source=resume_from)
+        widths, classes = widths_from_weights(shapes)
         if classes != config.num_classes:
             raise DeepLabError(f"{resume_from}: snapshot has {classes} classes, --num_classes is "
                                f"{config.num_classes}; use another --snapshot_dir")
-        return DeepLabLargeFOV(config.num_classes, widths=widths, seed=config.random_seed, compute_dtype=dtype)
+        return build_net(name, config.num_classes, widths=widths, msc=msc, **net_kwargs)
     weights = config.weights
     if weights and weights == DEFAULT_RESTORE_FROM and not (os.path.exists(weights) or os.path.exists(weights + ".index")):
         log(f"No {weights} (the default --restore_from): training from a random initialisation. For "
             f"DeepLab's results start from the converted init.caffemodel (see README).")
         weights = None
     if weights:
-        log(f"Restoring weights from {weights}{' (all but fc8)' if config.not_restore_last else ''}")
+        log(f"Restoring weights from {weights}{' (all but the classifier)' if config.not_restore_last else ''}")
         return build_model(load_weights(weights), config.num_classes, skip_last=config.not_restore_last,
-                           source=weights, seed=config.random_seed, compute_dtype=dtype)
+                           source=weights, model=config.model, msc=config.msc, record=weights_record(weights),
+                           **net_kwargs)
     if not config.weights:
         log("No --restore_from: training from a random initialisation. For DeepLab's results start from "
             "the converted init.caffemodel (see README).")
-    return DeepLabLargeFOV(config.num_classes, config.width_multiplier, seed=config.random_seed, compute_dtype=dtype)
+    return build_net(config.model or DEFAULT_MODEL, config.num_classes, width_multiplier=config.width_multiplier,
+                     msc=config.msc, **net_kwargs)
 
 
-def _optimizer(config: TrainConfig, model: DeepLabLargeFOV) -> Optimizer:
-    variables = model.named_variables()
+def _optimizer(config: TrainConfig, model) -> Optimizer:
+    variables = {name: var for name, var in model.named_variables().items() if var.trainable}
     schedule = learning_rate_schedule(config.lr_policy, config.learning_rate, max(config.num_steps, 1),
                                       step_size=config.lr_step, gamma=config.lr_gamma, power=config.lr_power)
     return Optimizer(variables, config.optimizer, schedule, momentum=config.momentum,
                      weight_decay=config.weight_decay,
-                     lr_mult=caffe_lr_multipliers(variables) if config.optimizer == "sgd" else None)
+                     lr_mult=caffe_lr_multipliers(variables, model.classifier_layers)
+                     if config.optimizer == "sgd" else None)
 
 
 def _distributed_batches(config: TrainConfig, strategy: tf.distribute.Strategy, entries: Sequence[Entry],
@@ -354,6 +370,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, callbacks: Se
         with strategy.scope():
             model = _initial_model(config, resume_from, log)
             optimizer = _optimizer(config, model)
+        config.model, config.msc = model.model_name, model.msc  # what the run record keeps
         store.attach(model=model, optimizer=optimizer)
         _write_run_record(config, store, class_weights)
         step = int(optimizer.iterations.numpy())
