@@ -9,21 +9,26 @@ operations have GPU kernels in TensorFlow; it has not yet been run on a GPU here
   ``bi_rgb_std``); each kernel normalised symmetrically (``n_i = 1 / sqrt(sum_j k_ij)``, the
   ``NORMALIZE_SYMMETRIC`` of pydensecrf); ``iterations`` steps.
 * The position kernel is the exact Gaussian, filtered as two 1-D convolutions (rows, then columns;
-  taps out to 4 standard deviations).  pydensecrf filters it with a 2-D permutohedral lattice, an
-  approximation of the same Gaussian; the labels agree on >= 99% of pixels (tests/test_crf_tf.py).
-  Its normalisation is exact too: ``sum_j k_ij`` is about ``2 pi pos_xy_std^2`` inside the image
-  and falls towards a quarter of that in the corners, where the lattice's sums wobble a little
-  from pixel to pixel with the lattice's grid.
+  taps out to 4 standard deviations): no lattice to build.  pydensecrf filters it with a 2-D
+  permutohedral lattice, an approximation of the same Gaussian; the labels agree on >= 99% of
+  pixels (tests/test_crf_tf.py).  The normalisation changes a little with it: ``sum_j k_ij`` is now
+  exactly ``2 pi pos_xy_std^2`` (56.5) inside the image, 0.57 of that along an edge and 0.32 in a
+  corner, where pydensecrf's lattice sums vary by +-0.2% inside the image with the lattice's grid
+  and fall to 0.55 along an edge and 0.28 in a corner (so ``n_i`` differs by < 0.1% inside, 1-6%
+  at the border).
 * The bilateral kernel (5-D features) is filtered with the permutohedral lattice (Adams, Baek &
   Davis, 2010), built once per image: the lattice vertices are found by hashing their integer
-  keys (``tf.unique``); the neighbours along each of the d+1 lattice directions by binary search
-  in the sorted hashes (the queries come in almost sorted order, which keeps the search in the
-  cache), and only the "minus" neighbour is searched for: the "plus" neighbour is the same link
-  read backwards.  Every iteration then runs as sparse x dense products: splat (the transposed
-  points x vertices matrix of barycentric weights), one product per lattice direction for the
-  blur (1/2, 1, 1/2 along the direction's links), slice.  No Python loop over pixels, any size.
-* The classes are filtered in two independent halves, so that TensorFlow's executor runs the
-  (single-threaded) sparse products of both halves at once on two cores.
+  keys (``tf.unique``; each hash straight from the point's remainder-0 point and ranks, the hash
+  being linear); the neighbours along each of the d+1 lattice directions by binary search in the
+  sorted hashes (the queries come in almost sorted order, which keeps the search in the cache),
+  and only the "minus" neighbour is searched for: the "plus" neighbour is the same link read
+  backwards.  Every iteration then runs as sparse x dense products: splat (the transposed points x
+  vertices matrix of barycentric weights, with the normalisation and the kernel weight folded in),
+  two products per lattice direction for the blur (1/2, 1, 1/2 along the direction's links: the
+  links forwards and backwards), slice.  No Python loop over pixels, any image size.
+* TensorFlow's sparse x dense product runs on one thread, so every step is split into independent
+  products (two halves of the points for splat and slice, the two ways of the links for the blur)
+  that TensorFlow's executor runs side by side on two cores.
 """
 
 from __future__ import annotations
