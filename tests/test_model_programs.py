@@ -32,7 +32,9 @@ def resnet_ckpt(tmp_path_factory):
 
 def test_resnet_caffemodel_converts_with_its_model_recorded(resnet_ckpt):
     prefix, caffemodel = resnet_ckpt
-    assert weights_record(prefix) == {"model": "resnet101", "msc": True}
+    record = weights_record(prefix)
+    assert record["model"] == "resnet101" and record["msc"] is True
+    assert record["classes"].names[:3] == ("background", "aeroplane", "bicycle")  # the release is VOC's
     net = load_model(prefix)
     assert net.model_name == "resnet101" and net.msc and net.num_classes == 21
     direct = load_model(caffemodel)  # the caffemodel itself is weights too; same net, same answers
@@ -75,7 +77,8 @@ def test_resnet_trains_resumes_and_keeps_its_model(resnet_ckpt, tmp_path, capsys
     assert code == 0, err
     assert "Restoring weights from" in out and "Training finished at step 2" in out
     snapshot = tf.train.latest_checkpoint(str(tmp_path / "snap"))
-    assert weights_record(snapshot) == {"model": "resnet101", "msc": True}  # from the run record beside it
+    record = weights_record(snapshot)  # from the run record and classes.json beside it
+    assert record["model"] == "resnet101" and record["msc"] is True and len(record["classes"]) == 21
     frozen = load_weights(snapshot)
     original = load_weights(prefix)
     np.testing.assert_array_equal(frozen["bn2a_branch2a/moving_mean"], original["bn2a_branch2a/moving_mean"])

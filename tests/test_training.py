@@ -131,7 +131,7 @@ def test_not_restore_last_fine_tunes_to_new_classes(tmp_path, capsys, overfit):
             "--save_dir", tmp_path / "img", "--input_size", "64,64", "--batch_size", "2", "--num_steps", "1",
             "--num_classes", "16", "--restore_from", config.snapshot_dir]
     code, out, err = run_cli("train.py", args, capsys)
-    assert_one_line_error(code, err, "fc8_voc12/w", "--not_restore_last")
+    assert_one_line_error(code, err, "21 classes, not 16", "--not_restore_last")
     code, out, err = run_cli("train.py", args + ["--not_restore_last"], capsys)
     assert code == 0, err
     weights = load_weights(str(tmp_path / "snap"))

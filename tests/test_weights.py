@@ -43,7 +43,7 @@ def test_not_restore_last_with_five_classes(tmp_path):
     weights = recipe_weights_tf("slim")
     prefix = _tf1_checkpoint(str(tmp_path / "model.ckpt"), weights, tf.compat.v1.train.SaverDef.V2)
     loaded = load_weights(prefix)
-    with pytest.raises(DeepLabError, match=r"fc8_voc12/w has shape \[1, 1, 128, 21\], model expects \[1, 1, 128, 5\]"):
+    with pytest.raises(DeepLabError, match=r"these weights have 21 classes, not 5"):
         build_model(loaded, num_classes=5)
     model = build_model(loaded, num_classes=5, skip_last=True)
     assert model(X).shape[-1] == 5

@@ -25,15 +25,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     config = EvalConfig.from_args(get_args_parser().parse_args(argv))
     config.require_default_files("data_list")
     crf_params = config.crf_params()
+    from ..core.constants import NUM_CLASSES
     from ..core.files import check_writable
     from ..data.checks import usable_entries
     from ..data.reader import read_list
     from ..evaluation.evaluator import evaluate, evaluate_predictions
     from ..evaluation.metrics import format_report
     from ..evaluation.predict import predictor_for
+    from ..model.weights import peek_num_classes, weights_record
 
-    classes = config.class_list
-    names = classes.names_for(config.num_classes)
     listed = read_list(config.data_dir, config.data_list, config.label_dir)
     entries = listed[:config.num_steps]
     if len(entries) < len(listed):
@@ -43,15 +43,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not os.path.isdir(config.pred_dir):
             from ..core.errors import DeepLabError
             raise DeepLabError(f"--pred_dir {config.pred_dir}: no such directory")
+        config.num_classes = config.num_classes or NUM_CLASSES
+        config.validate()
+        names = config.classes_for(config.num_classes).names_for(config.num_classes)
         confusion = evaluate_predictions(entries, config.pred_dir, num_classes=config.num_classes,
                                          ignore_label=config.ignore_label, log=log)
         print(format_report(confusion, names, f"Per-class IoU (%) of {config.pred_dir} on {len(entries)} images:"))
         return 0
     if config.save_dir:
         check_writable(config.save_dir, "--save_dir")
-    entries = usable_entries(entries, config.data_dir, config.num_classes, config.ignore_label,
+    # The data are checked first (labels against the classes the checkpoint's index shows), then the model
+    # is built; its classes are the weights' (a --classes file is checked against them, with its own message).
+    num_classes = config.num_classes if config.classes or config.num_classes else (
+        peek_num_classes(config.weights) or NUM_CLASSES)
+    entries = usable_entries(entries, config.data_dir, num_classes, config.ignore_label,
                              check=not config.skip_check, log=log, hint="fix them (or remove them from the list)")
-    predictor = predictor_for(config, config.weights, config.num_classes)
+    predictor = predictor_for(config, config.weights, None if config.classes else config.num_classes)
+    config.num_classes = predictor.model.num_classes
+    config.validate()
+    classes = config.classes_for(config.num_classes, weights_record(config.weights).get("classes"), config.weights)
+    names = classes.names_for(config.num_classes)
     confusion = evaluate(predictor, entries, num_classes=config.num_classes, ignore_label=config.ignore_label,
                          save_dir=config.save_dir or None, crf_params=crf_params,
                          workers=config.workers or os.cpu_count() or 1, log=log, colors=classes.colors,

@@ -26,13 +26,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from ..core.files import check_writable
     from ..deploy.export import check_images, export_model
     from ..evaluation.predict import predictor_for
+    from ..model.weights import weights_record
 
     check_writable(config.output_dir, "--output_dir")
-    predictor = predictor_for(config, config.model_weights, config.num_classes)
+    predictor = predictor_for(config, config.model_weights, config.num_classes)  # --classes is checked against it below
+    classes = config.classes_for(predictor.model.num_classes, weights_record(config.model_weights).get("classes"),
+                                 config.model_weights)
     images = check_images(config.check_images)
     log(f"Exporting {config.model_weights} ({predictor.model.count_params():,} parameters, "
         f"{predictor.model.num_classes} classes); verifying on {len(images)} check images")
-    for _, path in export_model(config, predictor, images, log):
+    for _, path in export_model(config, predictor, images, log, classes=classes):
         log(f"Wrote {path}")
     return 0
 

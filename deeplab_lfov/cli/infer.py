@@ -33,17 +33,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from ..data.inputs import gather, shard
     from ..deploy.collection import output_paths, segment
     from ..evaluation.predict import predictor_for
+    from ..model.weights import weights_record
 
     items, single = gather(config.img_path)
     total = len(items)
     if config.shard:
         items = shard(items, *parse_shard(config.shard))
     check_writable(config.save_dir, "--save_dir")
-    predictor = predictor_for(config, config.model_weights, config.num_classes)
-    classes = config.class_list
-    if config.classes and len(classes) != predictor.model.num_classes:
-        raise DeepLabError(f"--classes {config.classes} lists {len(classes)} classes; the model has "
-                           f"{predictor.model.num_classes}")
+    predictor = predictor_for(config, config.model_weights, config.num_classes)  # --classes is checked against it below
+    classes = config.classes_for(predictor.model.num_classes, weights_record(config.model_weights).get("classes"),
+                                 config.model_weights)
     summary = segment(predictor, items, config.save_dir, outputs=config.outputs, single=single,
                       batch_size=config.batch_size, skip_existing=config.skip_existing, max_size=config.max_size,
                       crf=crf, names=classes.names_for(predictor.model.num_classes), colors=classes.colors)

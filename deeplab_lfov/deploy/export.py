@@ -225,13 +225,14 @@ def check_images(folder: Optional[str], limit: int = 8) -> List[np.ndarray]:
 
 
 def export_model(config: ExportConfig, predictor: Predictor, images: Sequence[np.ndarray],
-                 log: Callable[[str], None] = print) -> List[Tuple[str, str]]:
+                 log: Callable[[str], None] = print, classes=None) -> List[Tuple[str, str]]:
     """Stage, verify and publish what ``config`` asks for; returns the published (name, path) pairs.
 
     Every artifact is written to a staging folder beside ``config.output_dir``, loaded back and run on
     ``images``; its pixel agreement with ``predictor`` (the in-process model, refined by the TensorFlow
     CRF with ``--crf``) must reach ``MIN_AGREEMENT``.  Only when all pass are they moved into
-    ``output_dir``; a failure raises ``DeepLabError`` and leaves nothing behind.
+    ``output_dir``; a failure raises ``DeepLabError`` and leaves nothing behind.  ``classes`` (a
+    ``ClassList``, the model's) is written beside them as ``classes.txt``.
     """
     staged = staging_dir(config.output_dir)
     published: List[Tuple[str, str]] = []
@@ -259,9 +260,10 @@ def export_model(config: ExportConfig, predictor: Predictor, images: Sequence[np
             for quantization in config.tflite_quantize:
                 published.append(_export_tflite(module, predictor, images, staged, config.tflite_size, quantization,
                                                 log))
-        if config.classes:  # the class names and colours travel with the model
-            with open(os.path.join(staged, "classes.txt"), "w") as f:
-                f.write(config.class_list.to_text())
+        classes = classes if classes is not None else config.class_list if config.classes else None
+        if classes is not None:  # the class names and colours travel with the model
+            with open(os.path.join(staged, "classes.txt"), "w", encoding="utf-8") as f:
+                f.write(classes.to_text())
             published.append(("classes.txt", os.path.join(staged, "classes.txt")))
         for name, path in published:
             publish(path, os.path.join(config.output_dir, name))

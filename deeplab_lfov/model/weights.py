@@ -51,6 +51,7 @@ __all__ = [
     "resolve_model",
     "save_model",
     "load_model",
+    "peek_num_classes",
 ]
 
 # A weight's name: a layer (conv1_1 ... fc8_voc12 or fc8_<anything>, fc6_1 ..., conv1, res2a_branch2a ...,
@@ -61,7 +62,9 @@ _NAME = re.compile(r"(?:^|/)((?:conv\d_\d|conv1|fc6(?:_\d)?|fc7(?:_\d)?|fc8[A-Za
 _TF1_SUFFIX = {"weights": "w", "biases": "b"}  # DrSleep's (slim) names -> ours
 
 # The model record every checkpoint this project writes carries (string tensors).
-_RECORD = {"model": "_deeplab/model", "msc": "_deeplab/msc"}
+_RECORD = {"model": "_deeplab/model", "msc": "_deeplab/msc", "classes": "_deeplab/classes"}
+CLASSES_FILE = "classes.json"  # a snapshot directory's classes (its object-based snapshots carry none)
+MAX_RECORDED_CLASSES = 65536
 
 
 # ------------------------------------------------------------------------------- safe pickle
@@ -243,27 +246,40 @@ def assign_weights(model, weights: Mapping[str, np.ndarray], *, skip_last: bool 
 
 
 def weights_record(path: str) -> Dict[str, object]:
-    """The model a weights file records: ``{"model": name, "msc": bool}`` (either may be absent).
+    """What a weights file records: ``{"model": name, "msc": bool, "classes": ClassList}`` (any may be absent).
 
     Checkpoints written by ``save_weights`` carry it; a training snapshot is described by its
-    directory's ``run.json``; caffemodels and pickles record nothing (their layers still tell the
-    family, see ``resolve_model``).
+    directory's ``run.json`` and ``classes.json``; caffemodels and pickles record nothing (their layers
+    still tell the family, see ``resolve_model``; the converted checkpoint records VOC's classes).
     """
     if path.endswith(".caffemodel") or _is_pickle(path):
         return {}
     prefix = resolve_checkpoint(path)
     record: Dict[str, object] = {}
+    raw: Dict[str, str] = {}
     try:
         reader = tf.train.load_checkpoint(prefix)
         keys = reader.get_variable_to_shape_map()
         for field, key in _RECORD.items():
-            if key in keys:
+            if key in keys and keys[key] == []:  # a scalar string; anything else is not our record
                 value = reader.get_tensor(key)
-                value = value.decode() if isinstance(value, bytes) else str(value)
-                record[field] = value == "1" if field == "msc" else value
+                raw[field] = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
     except (tf.errors.OpError, ValueError, RuntimeError):
         return {}
-    if not record:
+    if "model" in raw:
+        record["model"] = raw["model"]
+    if "msc" in raw:
+        record["msc"] = raw["msc"] == "1"
+    if "classes" in raw:
+        record["classes"] = classes_from_json(raw["classes"], prefix)
+    beside = os.path.join(os.path.dirname(os.path.abspath(prefix)), CLASSES_FILE)
+    if "classes" not in record and os.path.isfile(beside):
+        try:
+            with open(beside, encoding="utf-8") as f:
+                record["classes"] = classes_from_json(f.read(), beside)
+        except (OSError, UnicodeDecodeError) as e:
+            raise DeepLabError(f"{beside}: cannot read the classes the weights were trained with ({e})") from None
+    if "model" not in record:
         run = os.path.join(os.path.dirname(os.path.abspath(prefix)), "run.json")
         try:
             with open(run) as f:
@@ -273,6 +289,31 @@ def weights_record(path: str) -> Dict[str, object]:
         if isinstance(settings, dict):
             record.update({k: settings[k] for k in ("model", "msc") if settings.get(k) is not None})
     return record
+
+
+def classes_to_json(classes) -> str:
+    """A ``ClassList`` as the JSON weights record (names and their colours)."""
+    return json.dumps({"names": list(classes.names),
+                       "colors": np.asarray(classes.colors)[:len(classes.names)].astype(int).tolist()})
+
+
+def classes_from_json(text: str, source: str):
+    """The ``ClassList`` of a classes record, checked (a list of names, an RGB colour each) before use."""
+    from ..data.classes import VOC, ClassList
+    try:
+        data = json.loads(text)
+        names, colors = data["names"], data["colors"]
+        ok = (isinstance(names, list) and isinstance(colors, list) and 0 < len(names) == len(colors)
+              <= MAX_RECORDED_CLASSES and all(isinstance(n, str) and 0 < len(n) <= 200 for n in names)
+              and all(isinstance(c, list) and len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in c)
+                      for c in colors))
+    except (ValueError, TypeError, KeyError):
+        ok = False
+    if not ok:
+        raise DeepLabError(f"{source}: the recorded classes are not a list of names with an RGB colour each")
+    table = np.array(VOC.colors)
+    table[:min(len(colors), 255)] = np.asarray(colors[:255], np.uint8)
+    return ClassList(tuple(names), table, source=source)
 
 
 def resolve_model(shapes: Mapping[str, Tuple[int, ...]], *, model: Optional[str] = None, msc: Optional[bool] = None,
@@ -290,6 +331,8 @@ def resolve_model(shapes: Mapping[str, Tuple[int, ...]], *, model: Optional[str]
     def family(name: str):
         return MODELS[name].backbone, MODELS[name].head  # ASPP-S and ASPP-L: one family, same shapes
     recorded = record.get("model")
+    if recorded is not None and recorded not in MODELS:
+        raise DeepLabError(f"{source}: records an unknown model {str(recorded)[:40]!r} ({', '.join(MODELS)})")
     if model and recorded and model != recorded:
         raise DeepLabError(f"{source}: these weights are {recorded} (their record), not --model {model}")
     name = model or recorded or guess
@@ -303,11 +346,12 @@ def resolve_model(shapes: Mapping[str, Tuple[int, ...]], *, model: Optional[str]
 
 def build_model(weights: Mapping[str, np.ndarray], num_classes: Optional[int] = None, *,
                 skip_last: bool = False, source: str = "weights", model: Optional[str] = None,
-                msc: Optional[bool] = None, record: Optional[Mapping[str, object]] = None, **net_kwargs):
+                msc: Optional[bool] = None, record: Optional[Mapping[str, object]] = None, classes_hint: str = "",
+                **net_kwargs):
     """The net ``weights`` describe (``resolve_model``: its family, widths, MSC), with the weights loaded.
 
     ``num_classes`` defaults to the classifier's; when given and different from the classifier's, it
-    is an error unless ``skip_last``.
+    is an error unless ``skip_last`` (``classes_hint`` says what to do, in the caller's flags).
     """
     from ..core.constants import NUM_CLASSES
     from . import build_net
@@ -319,9 +363,23 @@ def build_model(weights: Mapping[str, np.ndarray], num_classes: Optional[int] = 
     widths, stored_classes = widths_from_weights(shapes, source)
     if num_classes is None:
         num_classes = stored_classes or NUM_CLASSES
+    elif stored_classes and num_classes != stored_classes and not skip_last:
+        raise DeepLabError(f"{source}: these weights have {stored_classes} classes, not {num_classes}"
+                           f"{classes_hint or ' (pass the --classes file they were trained with, or none)'}")
     net = build_net(name, num_classes, widths=widths, msc=msc, **net_kwargs)
     assign_weights(net, weights, skip_last=skip_last, source=source)
     return net
+
+
+def peek_num_classes(path: str) -> Optional[int]:
+    """The number of classes a TensorFlow checkpoint's classifier has, from its index alone (no tensor is
+    read); None for other weight files, or when it cannot tell (the loader reports that later)."""
+    try:
+        if path.endswith(".caffemodel") or _is_pickle(path):
+            return None
+        return widths_from_weights(checkpoint_shapes(path), path)[1]
+    except DeepLabError:
+        return None
 
 
 def load_model(path: str, num_classes: Optional[int] = None, *, model: Optional[str] = None,
@@ -333,9 +391,10 @@ def load_model(path: str, num_classes: Optional[int] = None, *, model: Optional[
 
 
 def save_weights(prefix: str, weights: Mapping[str, np.ndarray], *, model: Optional[str] = None,
-                 msc: Optional[bool] = None) -> str:
-    """Write a name-based (TF1-style V2) checkpoint at ``prefix``, atomically; ``model``/``msc`` are
-    recorded in it as two string tensors (``_deeplab/model``, ``_deeplab/msc``; TF1 code ignores them).
+                 msc: Optional[bool] = None, classes=None) -> str:
+    """Write a name-based (TF1-style V2) checkpoint at ``prefix``, atomically; ``model``/``msc`` and the
+    ``classes`` (a ``ClassList``: names and colours) are recorded in it as string tensors
+    (``_deeplab/model``, ``_deeplab/msc``, ``_deeplab/classes``; TF1 code ignores them).
 
     The files are written under a temporary prefix in the same directory and renamed into place,
     data first and index last, so a reader never sees an index pointing at a partial file.
@@ -347,7 +406,8 @@ def save_weights(prefix: str, weights: Mapping[str, np.ndarray], *, model: Optio
     try:
         names = list(weights)
         tensors = [tf.constant(np.asarray(weights[n], np.float32)) for n in names]
-        for field, value in (("model", model), ("msc", None if msc is None else ("1" if msc else "0"))):
+        for field, value in (("model", model), ("msc", None if msc is None else ("1" if msc else "0")),
+                             ("classes", None if classes is None else classes_to_json(classes))):
             if value is not None:
                 names.append(_RECORD[field])
                 tensors.append(tf.constant(value))
@@ -361,10 +421,10 @@ def save_weights(prefix: str, weights: Mapping[str, np.ndarray], *, model: Optio
     return prefix
 
 
-def save_model(prefix: str, model) -> str:
-    """``save_weights`` of a built net, with its name and MSC setting recorded."""
+def save_model(prefix: str, model, classes=None) -> str:
+    """``save_weights`` of a built net, with its name, MSC setting and ``classes`` recorded."""
     return save_weights(prefix, {k: v.numpy() for k, v in model.named_variables().items()},
-                        model=getattr(model, "model_name", None), msc=getattr(model, "msc", None))
+                        model=getattr(model, "model_name", None), msc=getattr(model, "msc", None), classes=classes)
 
 
 def write_skeleton(path: str, weights: Mapping[str, np.ndarray]) -> None:
@@ -411,8 +471,9 @@ def convert_caffemodel(caffemodel: str, output_dir: str, *, pycaffe_path: Option
                  if has_classifier or k.split("/")[0] not in classifier}
     try:
         os.makedirs(output_dir, exist_ok=True)
+        from ..data.classes import VOC  # the released caffemodels are PASCAL VOC's
         prefix = save_weights(os.path.join(output_dir, "deeplab_lfov.ckpt"), converted, model=net.model_name,
-                              msc=net.msc)
+                              msc=net.msc, classes=VOC if has_classifier and net.num_classes == len(VOC) else None)
         write_skeleton(os.path.join(output_dir, "net_skeleton.json"), converted)
     except OSError as e:
         raise DeepLabError(f"{output_dir}: cannot write the checkpoint ({e.strerror or e})") from None

@@ -43,6 +43,28 @@ class ClassesConfig(Config):
         from ..data.classes import read_classes
         return read_classes(self.classes)
 
+    def classes_for(self, num_classes: int, recorded=None, weights: str = "the weights"):
+        """The classes of a model of ``num_classes`` classes: ``--classes`` if given (it must list as many),
+        else the ones its weights record (``recorded``, a ``ClassList``), else VOC's for 21 classes, else
+        numbered classes."""
+        import numpy as np
+
+        from ..data.classes import VOC, ClassList
+        if self.classes:
+            given = self.class_list
+            if len(given) != num_classes:
+                known = f" ({', '.join(recorded.names[:4])}{' ...' if len(recorded) > 4 else ''})" if (
+                    recorded is not None and len(recorded) == num_classes) else ""
+                raise DeepLabError(f"--classes {self.classes} lists {len(given)} classes; {weights} have "
+                                   f"{num_classes}{known}: pass the classes file they were trained with, or no "
+                                   f"--classes (weights trained here record their classes)")
+            return given
+        if recorded is not None and len(recorded) == num_classes:
+            return recorded
+        if num_classes == NUM_CLASSES:
+            return VOC
+        return ClassList(tuple(f"class {i}" for i in range(num_classes)), np.array(VOC.colors), source="numbered")
+
 
 @dataclasses.dataclass
 class DataConfig(ClassesConfig):
@@ -59,6 +81,9 @@ class DataConfig(ClassesConfig):
     ignore_label: int = setting(IGNORE_LABEL, "label value excluded from the loss and the metrics",
                                 check=label_value, group="data")
 
+    # Programs that read a model's weights take its number of classes from them (None until then).
+    CLASSES_FROM_WEIGHTS = False
+
     def __post_init__(self):
         if self.classes:
             count = len(self.class_list)
@@ -66,12 +91,14 @@ class DataConfig(ClassesConfig):
                 self.num_classes = count
             elif self.num_classes != count:
                 raise DeepLabError(f"--num_classes {self.num_classes}, but --classes {self.classes} lists {count}")
-        elif self.num_classes is None:
+        elif self.num_classes is None and not self.CLASSES_FROM_WEIGHTS:
             self.num_classes = NUM_CLASSES
         super().__post_init__()
 
     def validate(self) -> None:
         super().validate()
+        if self.num_classes is None:  # to be read from the weights; checked again then
+            return
         if self.num_classes > 255:
             raise DeepLabError(f"--num_classes {self.num_classes}: labels are 8-bit PNGs, at most 255 classes")
         if self.ignore_label < self.num_classes:

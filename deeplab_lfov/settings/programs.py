@@ -123,6 +123,11 @@ class TrainConfig(ModelConfig, DataConfig, WeightsConfig, PrecisionConfig):
 class EvalConfig(ModelConfig, DataConfig, WeightsConfig, TestTimeConfig, CRFConfig):
     """The flags of ``evaluate.py``."""
 
+    CLASSES_FROM_WEIGHTS = True
+    num_classes: Optional[int] = setting(None, "classes, background included (default: the --classes file's count, "
+                                               f"else the weights', with --pred_dir {NUM_CLASSES})", parse=int,
+                                         check=optional_positive, group="data")
+
     data_list: str = setting("./dataset/val.txt", "list of 'IMAGE LABEL' lines", group="data")
     num_steps: int = setting(1449, "evaluate the first N images of the list (VOC 2012 val has 1,449)",
                              check=positive)

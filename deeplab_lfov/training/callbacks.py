@@ -242,9 +242,9 @@ class Validation(Callback):
     at_end = True
 
     def __init__(self, every: int, model, entries, num_classes: int, ignore_label: int, best_dir: str, writer,
-                 log: Callable[[str], None]):
+                 log: Callable[[str], None], classes=None):
         from ..evaluation.predict import Predictor
-        self.every, self.model, self.entries = every, model, entries
+        self.every, self.model, self.entries, self.classes = every, model, entries, classes
         self.num_classes, self.ignore_label = num_classes, ignore_label
         self.best_dir, self.writer, self.log = best_dir, writer, log
         self.predictor = Predictor(model)
@@ -277,7 +277,7 @@ class Validation(Callback):
         parent = os.path.dirname(os.path.abspath(self.best_dir))
         staged = tempfile.mkdtemp(prefix=".best-", dir=parent)
         try:
-            save_model(os.path.join(staged, "model.ckpt"), self.model)
+            save_model(os.path.join(staged, "model.ckpt"), self.model, classes=self.classes)
             with open(os.path.join(staged, "best.json"), "w") as f:
                 json.dump(self.best, f)
             old = None

@@ -18,13 +18,22 @@ from typing import TYPE_CHECKING, Callable, Iterator, List, Optional, Sequence, 
 from ..core._tf import tf
 from ..core.constants import DEFAULT_MODEL, DEFAULT_RESTORE_FROM
 from ..core.errors import DeepLabError
-from ..core.files import check_writable
+from ..core.files import check_writable, write_text_atomic
 from ..data.checks import check_data_dir, usable_entries
 from ..data.reader import Entry, read_list, shrink_labels, train_dataset
 from ..data.statistics import label_statistics, median_frequency_weights, read_class_weights
 from ..model.largefov import DeepLabLargeFOV
 from ..model.ops import compute_dtype_for
-from ..model.weights import build_model, checkpoint_shapes, load_weights, resolve_model, weights_record, widths_from_weights
+from ..model.weights import (
+    CLASSES_FILE,
+    build_model,
+    checkpoint_shapes,
+    classes_to_json,
+    load_weights,
+    resolve_model,
+    weights_record,
+    widths_from_weights,
+)
 from .callbacks import Callback, Figures, ProgressLogger, Snapshots, StepState, TensorBoardScalars, Validation, run_loop
 from .optim import Optimizer, caffe_lr_multipliers, learning_rate_schedule
 from .snapshots import FIXED_BY_SNAPSHOT, SnapshotStore, compare_settings, run_record
@@ -240,6 +249,9 @@ def _write_run_record(config: TrainConfig, store: SnapshotStore, class_weights: 
     if class_weights is not None:
         record["class_weight_values"] = class_weights
     store.write_record(record)
+    if store.chief:  # the classes travel with the snapshots: evaluation and inference read them from here
+        write_text_atomic(os.path.join(store.directory, CLASSES_FILE),
+                          classes_to_json(config.classes_for(config.num_classes)))
 
 
 def _initial_model(config: TrainConfig, resume_from: Optional[str], log):
@@ -267,6 +279,7 @@ def _initial_model(config: TrainConfig, resume_from: Optional[str], log):
         log(f"Restoring weights from {weights}{' (all but the classifier)' if config.not_restore_last else ''}")
         return build_model(load_weights(weights), config.num_classes, skip_last=config.not_restore_last,
                            source=weights, model=config.model, msc=config.msc, record=weights_record(weights),
+                           classes_hint=" (--not_restore_last trains a new classifier for another number of classes)",
                            **net_kwargs)
     if not config.weights:
         log("No --restore_from: training from a random initialisation. For DeepLab's results start from "
@@ -347,7 +360,8 @@ def _default_callbacks(config: TrainConfig, chief: bool, store: SnapshotStore, m
         if val_entries:
             callbacks.append(Validation(config.val_every or config.save_pred_every, model, val_entries,
                                         config.num_classes, config.ignore_label,
-                                        os.path.join(config.snapshot_dir, "best"), writer, log))
+                                        os.path.join(config.snapshot_dir, "best"), writer, log,
+                                        classes=config.class_list))
     return callbacks
 
 
