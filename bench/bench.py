@@ -4,6 +4,7 @@
     python bench/bench.py                 # full net, CPU or GPU, about 5 minutes on 2 CPU cores
     python bench/bench.py --json          # machine-readable
     python bench/bench.py --tiny          # slim net, 64x64, one repetition (what the test runs)
+    python bench/bench.py --only_family   # the model-family rows only (LargeFOV, ASPP-S/L, ResNet-101 MSC)
 
 Everything is measured in one run, so the ratios compare like with like:
   * the machine's fp32 matrix-multiply rate (a large tf.matmul), the yardstick;
