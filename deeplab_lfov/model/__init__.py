@@ -18,7 +18,8 @@ The family follows keras-hub's split by role:
 """
 
 from .deeplab_layers import FrozenBatchNorm, table_shapes
-from .deeplab_presets import MODELS, Preset, build_net, describe_weights, from_tf1_names, net_tables
+from .deeplab_presets import (MAX_NET_VALUES, MODELS, Preset, build_net, describe_weights, from_tf1_names, net_tables,
+                              variable_shapes)
 from .deeplab_segmenter import MSC, DeepLab, conv_flops
 from .largefov import DeepLabLargeFOV, Layer, conv_layers, layer_table, logits_size
 from .ops import (
@@ -34,4 +35,4 @@ from .ops import (
 __all__ = ["DeepLabLargeFOV", "Layer", "layer_table", "conv_layers", "logits_size", "conv_flops", "compute_dtype_for",
            "caffe_pool_output_size", "caffe_max_pool", "caffe_avg_pool", "interp_bilinear", "atrous_conv2d",
            "native_atrous_gradients", "DeepLab", "MSC", "FrozenBatchNorm", "table_shapes", "MODELS", "Preset",
-           "build_net", "net_tables", "describe_weights", "from_tf1_names"]
+           "build_net", "net_tables", "describe_weights", "from_tf1_names", "variable_shapes", "MAX_NET_VALUES"]

@@ -26,13 +26,14 @@ from ..core._tf import tf
 from ..core.constants import NUM_CLASSES
 from ..core.errors import DeepLabError
 from .deeplab_heads import largefov_head, resnet_aspp_head, vgg_aspp_head
-from .deeplab_layers import Layer, classifier_names, conv_layers
+from .deeplab_layers import Layer, classifier_names, conv_layers, table_shapes
 from .deeplab_segmenter import MSC, DeepLab
 from .largefov import DeepLabLargeFOV
 from .resnet101_backbone import resnet101_backbone
 from .vgg16_backbone import vgg16_backbone
 
-__all__ = ["Preset", "MODELS", "net_tables", "build_net", "describe_weights", "from_tf1_names"]
+__all__ = ["Preset", "MODELS", "net_tables", "build_net", "describe_weights", "from_tf1_names", "variable_shapes",
+           "MAX_NET_VALUES"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +89,33 @@ def net_tables(name: str, num_classes: int = NUM_CLASSES, *, width_multiplier: f
         (rate,) = rates
         return backbone, largefov_head(num_classes, width_multiplier, widths, dropout_rate=dropout_rate, rate=rate)
     return backbone, vgg_aspp_head(num_classes, rates, width_multiplier, widths, dropout_rate=dropout_rate)
+
+
+# The largest DeepLab net is ResNet-101 (44 M values with its batch norms); weights that describe a net
+# several times larger are not a DeepLab's, and building one would allocate before any check.
+MAX_NET_VALUES = 200_000_000
+
+
+def variable_shapes(name: str, num_classes: int = NUM_CLASSES, *,
+                    widths: Optional[Mapping[str, int]] = None) -> Dict[str, Tuple[int, ...]]:
+    """``{variable name: shape}`` of preset ``name`` with these widths, computed from its tables alone
+    (nothing is allocated): what a set of untrusted weights must match before a net is built for it."""
+    backbone, head = net_tables(name, num_classes, widths=widths)
+    table = backbone + head
+    channels = table_shapes(table)
+    out: Dict[str, Tuple[int, ...]] = {}
+    previous = "data"
+    for layer in table:
+        if layer.kind == "conv":
+            cin = channels[(layer.bottoms or (previous,))[0]][2]
+            out[f"{layer.name}/w"] = (layer.kernel, layer.kernel, cin, layer.filters)
+            if layer.bias:
+                out[f"{layer.name}/b"] = (layer.filters,)
+            if layer.batch_norm:
+                for variable in ("moving_mean", "moving_variance", "gamma", "beta"):
+                    out[f"{layer.batch_norm}/{variable}"] = (layer.filters,)
+        previous = layer.name
+    return out
 
 
 def build_net(name: str, num_classes: int = NUM_CLASSES, *, width_multiplier: float = 1.0,

@@ -63,6 +63,7 @@ _TF1_SUFFIX = {"weights": "w", "biases": "b"}  # DrSleep's (slim) names -> ours
 
 # The model record every checkpoint this project writes carries (string tensors).
 _RECORD = {"model": "_deeplab/model", "msc": "_deeplab/msc", "classes": "_deeplab/classes"}
+MAX_ARRAY_BYTES = 2 * 1024 ** 3  # one weight array; DeepLab's largest (fc6 of VGG-16 at 4096 wide) is 411 MB
 CLASSES_FILE = "classes.json"  # a snapshot directory's classes (its object-based snapshots carry none)
 MAX_RECORDED_CLASSES = 65536
 
@@ -80,8 +81,25 @@ class _ArraysOnlyUnpickler(pickle.Unpickler):
 
     def find_class(self, module, name):
         if (module, name) in self._ALLOWED:
-            return super().find_class(module, name)
+            found = super().find_class(module, name)
+            return _bounded_reconstruct(found) if name == "_reconstruct" else found
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only numpy arrays are allowed")
+
+
+def _bounded_reconstruct(reconstruct):
+    """numpy's ``_reconstruct(subtype, shape, dtype)`` allocates ``shape`` before any data is read: a
+    100-byte pickle can ask for gigabytes.  The declared size is checked first."""
+    def guarded(subtype, shape, dtype):
+        try:
+            count = int(np.prod([int(d) for d in shape], dtype=np.float64)) if shape else 1
+            itemsize = np.dtype(dtype).itemsize
+        except (TypeError, ValueError) as e:
+            raise pickle.UnpicklingError(f"a malformed array header ({e})") from None
+        if count * itemsize > MAX_ARRAY_BYTES:
+            raise pickle.UnpicklingError(f"an array declares {count:,} elements of {itemsize} bytes; refusing arrays "
+                                         f"over {MAX_ARRAY_BYTES:,} bytes")
+        return reconstruct(subtype, shape, dtype)
+    return guarded
 
 
 def load_safe_pickle(path: str) -> Dict[str, np.ndarray]:
@@ -95,9 +113,12 @@ def load_safe_pickle(path: str) -> Dict[str, np.ndarray]:
                            f"util/extract_params.py instead") from None
     except Exception as e:  # malformed pickles raise many types
         raise DeepLabError(f"{path}: not a readable weights pickle ({type(e).__name__}: {e})") from None
-    if not isinstance(obj, dict) or not all(
-            isinstance(k, str) and isinstance(v, np.ndarray) and v.dtype != object for k, v in obj.items()):
+    if not isinstance(obj, dict) or not all(isinstance(k, str) and isinstance(v, np.ndarray) for k, v in obj.items()):
         raise DeepLabError(f"{path}: expected a dict of name -> numpy array (the classic net_weights.ckpt)")
+    for key, value in obj.items():
+        if value.dtype.kind not in "fiu":  # object, string, structured ... arrays are no weights
+            raise DeepLabError(f"{path}: {key[:60]} holds {value.dtype} values, not numbers; expected the classic "
+                               f"net_weights.ckpt (name -> float array)")
     return {k: np.asarray(v, np.float32) for k, v in obj.items()}
 
 
@@ -160,7 +181,41 @@ def _open_tf_checkpoint(path: str):
 
 def _read_tf_checkpoint(path: str) -> Dict[str, np.ndarray]:
     reader, keys = _open_tf_checkpoint(path)
-    return {name: np.asarray(reader.get_tensor(key), np.float32) for name, key in keys.items()}
+    _check_declared_tensors(path, reader, keys)
+    try:
+        return {name: np.asarray(reader.get_tensor(key), np.float32) for name, key in keys.items()}
+    except (tf.errors.OpError, ValueError, RuntimeError, IndexError, MemoryError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DeepLabError(f"{path}: the checkpoint's data cannot be read ({first}); the file is truncated or "
+                           f"corrupt") from None
+
+
+def _check_declared_tensors(path: str, reader, keys: Mapping[str, str]) -> None:
+    """Before any tensor is read (reading allocates what the index declares): every weight is a float
+    tensor of a bounded size, and together they fit in the checkpoint's data files."""
+    shapes, dtypes = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
+    total = 0
+    for name, key in keys.items():
+        dtype = dtypes[key]
+        if not dtype.is_floating:
+            raise DeepLabError(f"{path}: {name} holds {dtype.name} values, not a weight tensor")
+        nbytes = int(np.prod(shapes[key], dtype=np.float64)) * dtype.size
+        if nbytes > MAX_ARRAY_BYTES:
+            raise DeepLabError(f"{path}: {name} declares {list(shapes[key])} ({nbytes:,} bytes); refusing tensors "
+                               f"over {MAX_ARRAY_BYTES:,} bytes")
+        total += nbytes
+    stored = sum(os.path.getsize(f) for f in _data_files(path))
+    if stored and total > stored:
+        raise DeepLabError(f"{path}: the index declares {total:,} bytes of weights but the data files hold "
+                           f"{stored:,}: the checkpoint is truncated or corrupt")
+
+
+def _data_files(path: str):
+    """The data files of a V2 checkpoint prefix (``PREFIX.data-00000-of-00001`` ...), or the V1 file."""
+    directory, base = os.path.split(os.path.abspath(path))
+    found = [os.path.join(directory, f) for f in os.listdir(directory or ".")
+             if re.fullmatch(re.escape(base) + r"\.data-\d{5}-of-\d{5}", f)]
+    return found or ([path] if os.path.isfile(path) else [])
 
 
 def checkpoint_shapes(path: str) -> Dict[str, Tuple[int, ...]]:
@@ -366,9 +421,27 @@ def build_model(weights: Mapping[str, np.ndarray], num_classes: Optional[int] = 
     elif stored_classes and num_classes != stored_classes and not skip_last:
         raise DeepLabError(f"{source}: these weights have {stored_classes} classes, not {num_classes}"
                            f"{classes_hint or ' (pass the --classes file they were trained with, or none)'}")
+    _check_shapes_before_building(name, num_classes, widths, shapes, skip_last, source)
     net = build_net(name, num_classes, widths=widths, msc=msc, **net_kwargs)
     assign_weights(net, weights, skip_last=skip_last, source=source)
     return net
+
+
+def _check_shapes_before_building(name: str, num_classes: int, widths: Mapping[str, int],
+                                  shapes: Mapping[str, Tuple[int, ...]], skip_last: bool, source: str) -> None:
+    """The net ``widths`` imply must be of a sane size, and every weight must fit it, before a variable is
+    allocated: untrusted weights declaring one very wide layer would otherwise cost gigabytes first."""
+    from . import MAX_NET_VALUES, variable_shapes
+    expected = variable_shapes(name, num_classes, widths=widths)
+    values = sum(int(np.prod(s, dtype=np.float64)) for s in expected.values())
+    if values > MAX_NET_VALUES:
+        raise DeepLabError(f"{source}: these weights describe a {name} net of {values:,} values (the largest DeepLab "
+                           f"net has 44 M); refusing to build it")
+    wrong = [f"{n} has shape {list(shapes[n])}, model expects {list(s)}" for n, s in expected.items()
+             if n in shapes and tuple(shapes[n]) != s and not (skip_last and n.split("/")[0].startswith(("fc8", "fc1_")))]
+    if wrong:
+        raise DeepLabError(f"{source}: does not fit a {name} net: {'; '.join(wrong[:4])}"
+                           f"{f' (and {len(wrong) - 4} more)' if len(wrong) > 4 else ''}")
 
 
 def peek_num_classes(path: str) -> Optional[int]:
