@@ -10,6 +10,8 @@ from PIL import Image
 from deeplab_lfov.model.weights import weights_record
 from helpers import assert_one_line_error, run_cli
 
+pytestmark = pytest.mark.slow  # a short training run with validation (~25 s); CI runs it
+
 NAMES = ("background", "road", "tree", "car", "sky")
 
 

@@ -42,6 +42,7 @@ def test_resnet_caffemodel_converts_with_its_model_recorded(resnet_ckpt):
     np.testing.assert_allclose(net(x).numpy(), direct(x).numpy(), rtol=0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_resnet_evaluates_and_segments(resnet_ckpt, tmp_path, capsys):
     prefix, _ = resnet_ckpt
     code, out, err = run_cli("evaluate.py", ["--data_dir", SAMPLE, "--data_list", os.path.join(SAMPLE, "val.txt"),
@@ -54,6 +55,7 @@ def test_resnet_evaluates_and_segments(resnet_ckpt, tmp_path, capsys):
     assert os.path.isfile(tmp_path / "out" / "mask.png")
 
 
+@pytest.mark.slow
 def test_resnet_exports_a_saved_model_with_the_in_process_answers(resnet_ckpt, tmp_path, capsys):
     prefix, _ = resnet_ckpt
     code, out, err = run_cli("util/export_model.py", [prefix, "--output_dir", tmp_path / "export", "--formats",
@@ -67,6 +69,7 @@ def test_resnet_exports_a_saved_model_with_the_in_process_answers(resnet_ckpt, t
     np.testing.assert_array_equal(serve(images=tf.constant(rgb))["labels"].numpy()[0], expected)
 
 
+@pytest.mark.slow
 def test_resnet_trains_resumes_and_keeps_its_model(resnet_ckpt, tmp_path, capsys):
     prefix, _ = resnet_ckpt
     args = ["--data_dir", SAMPLE, "--data_list", os.path.join(SAMPLE, "train.txt"), "--restore_from", prefix,
