@@ -109,10 +109,13 @@ def test_five_defects_give_five_lines_and_exit_2(broken_list, capsys):
     reported = [line for line in out.splitlines() if line.startswith("error: ")]
     assert code == 2 and len(reported) == 5, out
     expect = {7: "missing.jpg: image not found", 8: "corrupt.jpg: cannot decode image",
-              9: "rgb.png: label is an RGB colour image", 10: "range.png: label values 40 outside 0..20",
+              9: "rgb.png: label is an RGB colour image",
+              10: "range.png: label values outside 0..20 and ignore label 255: 40 (19,200 pixels)",
               11: "small.png: label size 100x100 differs from image size 160x120"}
     for line, (number, text) in zip(reported, expect.items()):
         assert f"train.txt:{number}: " in line and text in line, line
+    assert "util/convert_labels.py" in reported[2] and "--classes" in reported[2]  # RGB masks: the tool for them
+    assert "prepare_voc" not in reported[2]  # (which is for VOC's own palette)
     assert "--skip_bad" in err and "Traceback" not in err
     assert not os.path.exists(root / "snap" / "checkpoint")  # training never started
 

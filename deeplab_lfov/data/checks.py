@@ -14,12 +14,14 @@ import concurrent.futures
 import os
 import sys
 import tempfile
-from typing import Callable, List, NamedTuple, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, List, NamedTuple, Optional, Sequence
 
 from ..core.constants import VOC_HINT
 from ..core.errors import DeepLabError
 from ..core.files import write_text_atomic
-from .reader import Entry, load_pair
+
+if TYPE_CHECKING:  # the reader (and TensorFlow with it) is imported only by the checks that decode pairs
+    from .reader import Entry
 
 __all__ = ["Problem", "MAX_SHOWN", "check_data_dir", "check_entry", "check_entries",
            "report_problems", "raise_for_problems", "usable_entries"]
@@ -46,6 +48,7 @@ def check_data_dir(data_dir: str, entries: Sequence[Entry]) -> None:
 
 def check_entry(entry: Entry, num_classes: int, ignore_label: int) -> Optional[Problem]:
     """None if the pair is usable, else the problem (its message names the list line)."""
+    from .reader import load_pair
     try:
         load_pair(entry, num_classes, ignore_label)
     except DeepLabError as e:
