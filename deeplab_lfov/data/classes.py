@@ -1,8 +1,12 @@
 """Class names and colours: PASCAL VOC's by default, or a ``--classes`` file of your own.
 
 A classes file has one class per line, in index order (background first): ``name`` or
-``name R G B``.  Classes without a colour get VOC's bit-interleaved colour of their index (which
-extends to 255 classes), so a file of names alone works for any number of classes.  The colours
+``name R G B``; ``#`` starts a comment line.  It is UTF-8 text (a byte-order mark is fine) of at most
+``MAX_CLASSES_FILE_BYTES``, with at most ``MAX_CLASSES`` classes (255 is the ignore label) whose names are
+printable, without spaces, and at most ``MAX_NAME_LENGTH`` characters long.  Classes without a colour get
+VOC's bit-interleaved colour of their index (which extends to 255 classes), so a file of names alone
+works for any number of classes.  The ignore label (255) is drawn in VOC's void colour, 224 224 192, and
+RGB masks in that colour become 255 when converted.  The colours
 are the palette of saved masks, of overlays and figures, and the map ``util/convert_labels.py``
 turns colour-coded RGB masks back into indices with.
 """
@@ -17,8 +21,13 @@ import numpy as np
 from ..core.constants import IGNORE_LABEL
 from ..core.errors import DeepLabError
 from .colormap import IGNORE_COLOR, VOC_CLASSES, VOC_COLORS
+from .reading import read_text
 
-__all__ = ["ClassList", "read_classes", "VOC"]
+__all__ = ["ClassList", "read_classes", "VOC", "MAX_CLASSES", "MAX_NAME_LENGTH", "MAX_CLASSES_FILE_BYTES"]
+
+MAX_CLASSES = IGNORE_LABEL  # labels are 8-bit PNGs and 255 is the ignore label
+MAX_NAME_LENGTH = 100  # characters of a class name (legends, tables and logs show it whole)
+MAX_CLASSES_FILE_BYTES = 1 << 20  # 255 classes of 100 characters with their colours fit 100 times over
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,15 +57,16 @@ class ClassList:
 VOC = ClassList(tuple(VOC_CLASSES), VOC_COLORS)
 
 
+def _shown(text: str, limit: int = 80) -> str:
+    """``text`` quoted for a one-line message, cut to ``limit`` characters."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f" ... ({len(text):,} characters)"
+
+
 def read_classes(path: Optional[str]) -> ClassList:
     """The classes of a ``--classes`` file (errors name the file and line); VOC's without a path."""
     if not path:
         return VOC
-    try:
-        with open(path) as f:
-            lines = f.read().splitlines()
-    except OSError as e:
-        raise DeepLabError(f"{path}: cannot read the classes file ({e.strerror or e})") from None
+    lines = read_text(path, "classes file", MAX_CLASSES_FILE_BYTES).splitlines()
     names: List[str] = []
     colors = VOC_COLORS.copy()
     given = {}
@@ -65,20 +75,24 @@ def read_classes(path: Optional[str]) -> ClassList:
         if not fields or text.lstrip().startswith("#"):
             continue
         if len(fields) not in (1, 4):
-            raise DeepLabError(f"{path}:{number}: expected 'name' or 'name R G B', got {text.strip()!r}")
+            raise DeepLabError(f"{path}:{number}: expected 'name' or 'name R G B', got {_shown(text.strip())}")
         name = fields[0]
+        if len(name) > MAX_NAME_LENGTH:
+            raise DeepLabError(f"{path}:{number}: class name of {len(name):,} characters (at most {MAX_NAME_LENGTH})")
+        if not name.isprintable():
+            raise DeepLabError(f"{path}:{number}: class name {name!r} holds a control character")
         if name in names:
             raise DeepLabError(f"{path}:{number}: class {name!r} is listed twice")
-        if len(names) >= IGNORE_LABEL:
-            raise DeepLabError(f"{path}:{number}: more than {IGNORE_LABEL} classes (255 is the ignore label)")
+        if len(names) >= MAX_CLASSES:
+            raise DeepLabError(f"{path}:{number}: more than {MAX_CLASSES} classes (255 is the ignore label)")
         if len(fields) == 4:
             try:
                 rgb = tuple(int(v) for v in fields[1:])
             except ValueError:
-                raise DeepLabError(f"{path}:{number}: R G B must be integers 0..255, got {' '.join(fields[1:])!r}") \
-                    from None
+                raise DeepLabError(f"{path}:{number}: R G B must be integers 0..255, got "
+                                   f"{_shown(' '.join(fields[1:]))}") from None
             if not all(0 <= v <= 255 for v in rgb):
-                raise DeepLabError(f"{path}:{number}: R G B must be integers 0..255, got {' '.join(fields[1:])!r}")
+                raise DeepLabError(f"{path}:{number}: R G B must be integers 0..255, got {_shown(' '.join(fields[1:]))}")
             if rgb in given:
                 raise DeepLabError(f"{path}:{number}: colour {rgb} is also class {given[rgb]!r}'s")
             given[rgb] = name

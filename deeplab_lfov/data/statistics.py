@@ -17,7 +17,10 @@ import numpy as np
 from ..core.constants import IGNORE_LABEL
 from ..core.errors import DeepLabError
 
-__all__ = ["LabelStats", "label_statistics", "median_frequency_weights", "read_class_weights"]
+__all__ = ["LabelStats", "label_statistics", "median_frequency_weights", "read_class_weights", "MAX_CLASS_WEIGHT"]
+
+MAX_CLASS_WEIGHT = 1e6  # a class counted a million times over: beyond it the loss is one class's alone
+_MAX_WEIGHTS_FILE_BYTES = 1 << 20
 
 
 @dataclasses.dataclass
@@ -39,7 +42,8 @@ class LabelStats:
                 setattr(self, name, np.zeros(self.num_classes, np.int64))
 
     def add(self, label: np.ndarray) -> None:
-        counts = np.bincount(label.reshape(-1), minlength=256)
+        from .images import count_values
+        counts = count_values(label)
         ignored = int(counts[self.ignore_label])
         per_class = counts[:self.num_classes]
         present = per_class > 0
@@ -95,24 +99,31 @@ def median_frequency_weights(stats: LabelStats) -> List[float]:
 
 
 def read_class_weights(path: str, names: Sequence[str]) -> List[float]:
-    """One weight per class from a file: lines ``weight`` or ``name weight``, in class order."""
-    try:
-        with open(path) as f:
-            lines = [(n, line.split()) for n, line in enumerate(f.read().splitlines(), start=1)
-                     if line.strip() and not line.lstrip().startswith("#")]
-    except OSError as e:
-        raise DeepLabError(f"{path}: cannot read --class_weights ({e.strerror or e})") from None
+    """One weight per class from a file: lines ``weight`` or ``name weight``, in class order.
+
+    The file is UTF-8 text (errors name the byte offset of the first byte that is not); every weight is a
+    finite number in (0, ``MAX_CLASS_WEIGHT``].
+    """
+    from .reading import read_text
+    text = read_text(path, "class weights file", _MAX_WEIGHTS_FILE_BYTES)
+    lines = [(n, line.split()) for n, line in enumerate(text.splitlines(), start=1)
+             if line.strip() and not line.lstrip().startswith("#")]
     weights = []
     for number, fields in lines:
+        shown = " ".join(fields)
+        shown = repr(shown if len(shown) <= 80 else shown[:80] + " ...")
         try:
             value = float(fields[-1])
         except ValueError:
-            raise DeepLabError(f"{path}:{number}: expected 'weight' or 'name weight', got {' '.join(fields)!r}") \
-                from None
-        if len(fields) > 2 or value < 0 or not np.isfinite(value):
-            raise DeepLabError(f"{path}:{number}: expected a non-negative weight, got {' '.join(fields)!r}")
+            raise DeepLabError(f"{path}:{number}: expected 'weight' or 'name weight', got {shown}") from None
+        if len(fields) > 2:
+            raise DeepLabError(f"{path}:{number}: expected 'weight' or 'name weight', got {shown}")
+        if not (0 < value <= MAX_CLASS_WEIGHT):  # also false for NaN
+            raise DeepLabError(f"{path}:{number}: class weight {fields[-1][:40]!r} must be a number in "
+                               f"(0, {MAX_CLASS_WEIGHT:g}]")
         if len(fields) == 2 and len(weights) < len(names) and fields[0] != names[len(weights)]:
-            raise DeepLabError(f"{path}:{number}: class {fields[0]!r} where {names[len(weights)]!r} was expected")
+            raise DeepLabError(f"{path}:{number}: class {fields[0][:100]!r} where {names[len(weights)]!r} was "
+                               f"expected")
         weights.append(value)
     if len(weights) != len(names):
         raise DeepLabError(f"{path}: {len(weights)} class weights for {len(names)} classes")
