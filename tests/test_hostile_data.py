@@ -292,3 +292,18 @@ def test_output_clashes_and_files_that_are_not_images_are_counted_not_fatal(tmp_
     assert code == 2 and os.listdir(tmp_path / "out") == ["tea.png"]
     assert "coffee.gif: coffee.bmp, coffee.gif would write the same outputs" in err and "2 of 3 label images" in err
     assert "Skipped" in out and "notes.txt" in out
+
+
+# -- the fuzz harness (tests/fuzz.py) ----------------------------------------------------------------------------
+
+
+def test_fuzzed_inputs_end_in_success_or_one_error_line():
+    """Classes and class-weights files, label, prediction and input images, masks to convert: each fuzzed input
+    ends in exit 0 or one ``error:`` line with exit 2, in a worker capped at 2 GB of address space.  CI runs
+    25 cases per surface; ``DEEPLAB_FUZZ_N=2000`` (or ``python tests/fuzz.py --n 2000``) the full size."""
+    from fuzz import DEFAULT_N, fuzz
+    n = int(os.environ.get("DEEPLAB_FUZZ_N", DEFAULT_N))
+    report = fuzz(n, seed=int(os.environ.get("DEEPLAB_FUZZ_SEED", 0)))
+    violations = {surface: result["violations"][:5] for surface, result in report.items() if result["violations"]}
+    assert not violations, violations
+    assert all(sum(result["outcomes"].values()) == n for result in report.values())

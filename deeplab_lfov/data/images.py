@@ -21,6 +21,7 @@ image; values outside 0..255 are refused with the values and their pixel counts 
 
 from __future__ import annotations
 
+import logging
 import re
 import warnings
 from typing import Optional, Tuple
@@ -59,6 +60,12 @@ _MEAN_RGB = tuple(int(round(v)) for v in IMG_MEAN_BGR[::-1])  # what transparent
 # Pillow warns of images above its threshold from ``Image.open``; the readers refuse them from the header
 # themselves (a thread-safe check, where turning the warning into an error is not), so the warning is noise.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+# Pillow's plugins warn of damage they skip ("Corrupt EXIF data", "Tag data larger than file"): a file either
+# decodes or is reported in one line, so these are noise (several lines on stderr per file).
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+# and log some as errors ("More samples per pixel than can be decoded"), which Python prints on stderr when
+# the program configures no logging: the file's one error line says it.
+logging.getLogger("PIL").addHandler(logging.NullHandler())
 
 _opened: Tuple[str, ...] = ()
 
