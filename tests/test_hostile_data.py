@@ -307,3 +307,16 @@ def test_fuzzed_inputs_end_in_success_or_one_error_line():
     violations = {surface: result["violations"][:5] for surface, result in report.items() if result["violations"]}
     assert not violations, violations
     assert all(sum(result["outcomes"].values()) == n for result in report.values())
+
+
+def test_predictions_are_named_as_predictions_and_rgb_ones_point_to_convert_labels(tmp_path):
+    from deeplab_lfov.data.images import check_label_values, read_label
+    Image.new("RGB", (5, 4), (128, 0, 0)).save(tmp_path / "pred.png")
+    with pytest.raises(DeepLabError, match=r"pred.png: prediction is an RGB colour image, .*util/convert_labels.py "
+                                           r"MASK_DIR --output_dir LABEL_DIR --classes classes.txt") as e:
+        read_label(str(tmp_path / "pred.png"), what="prediction")
+    assert e.value.kind == "prediction is a colour image" and "prepare_voc" not in str(e.value)
+    with pytest.raises(DeepLabError, match=r"p.png: prediction values outside 0..20 and ignore label 255: 30 \(2 "
+                                           r"pixels\)") as e:
+        check_label_values(np.array([[30, 30, 1]], np.uint8), 21, 255, "p.png", what="prediction")
+    assert e.value.kind == "prediction values out of range"

@@ -236,9 +236,10 @@ def index_values(image: Image.Image, path: str, what: str = "label") -> np.ndarr
                        f"grayscale PNG of class indices)", f"{what} mode unsupported")
 
 
-def read_label(path: str, max_pixels: Optional[int] = None) -> np.ndarray:
-    """A label map as (H, W) uint8 class indices (see ``index_values``); ``max_pixels`` as in ``open_image``."""
-    return index_values(open_image(path, "label", max_pixels), path)
+def read_label(path: str, max_pixels: Optional[int] = None, what: str = "label") -> np.ndarray:
+    """A label map as (H, W) uint8 class indices (see ``index_values``); ``max_pixels`` as in ``open_image``.
+    ``what`` names the file in errors ("prediction" for ``evaluate.py --pred_dir``)."""
+    return index_values(open_image(path, what, max_pixels), path, what)
 
 
 def count_values(label: np.ndarray, minlength: int = 256) -> np.ndarray:
@@ -252,9 +253,10 @@ def count_values(label: np.ndarray, minlength: int = 256) -> np.ndarray:
     return counts
 
 
-def check_label_values(label: np.ndarray, num_classes: int, ignore_label: int, path: str) -> None:
-    """Raise if a label holds values other than 0..num_classes-1 and ``ignore_label`` (naming the values
-    and their pixel counts)."""
+def check_label_values(label: np.ndarray, num_classes: int, ignore_label: int, path: str,
+                       what: str = "label") -> None:
+    """Raise if a label (or a prediction: ``what``) holds values other than 0..num_classes-1 and
+    ``ignore_label``, naming the values and their pixel counts."""
     if label.dtype == np.uint8:
         counts = count_values(label)
         present = np.nonzero(counts)[0]
@@ -269,8 +271,8 @@ def check_label_values(label: np.ndarray, num_classes: int, ignore_label: int, p
         if not mask.any():
             return
         shown = value_counts(label[mask])
-    raise DeepLabError(f"{path}: label values outside 0..{num_classes - 1} and ignore label {ignore_label}: {shown}",
-                       "label values out of range")
+    raise DeepLabError(f"{path}: {what} values outside 0..{num_classes - 1} and ignore label {ignore_label}: {shown}",
+                       f"{what} values out of range")
 
 
 def preprocess(rgb: np.ndarray) -> np.ndarray:
