@@ -326,3 +326,19 @@ def test_convert_labels_converts_a_large_rgb_mask_in_bounded_memory(tmp_path):
     image (4 bytes a pixel in Pillow), its 1-byte labels and the PNG written, plus a few MB of row blocks."""
     per_pixel = _measure_conversion(tmp_path, 4000, 3000)
     assert per_pixel < 10, f"{per_pixel:.1f} bytes per pixel"
+
+
+def test_binary_jpeg_masks_are_told_apart_and_tolerance_maps_them(tmp_path, capsys):
+    from deeplab_lfov.data.convert import convert_mask
+    (tmp_path / "m").mkdir()
+    values = np.zeros((60, 80), np.uint8)
+    values[10:40, 20:70] = 255
+    Image.fromarray(values, mode="L").save(tmp_path / "m" / "a.jpg", quality=60)
+    code, out, err = run_cli("util/convert_labels.py", [tmp_path / "m", "--output_dir", tmp_path / "o", "--binary"],
+                             capsys)
+    assert code == 2 and re.search(r"a.jpg: looks JPEG-compressed: \d+ grey levels where --binary masks hold 0 and "
+                                   r"255, [\d.]+% of them within 32 of 0 or 255", err), err
+    converted = convert_mask(str(tmp_path / "m" / "a.jpg"), read_classes(None), 2, binary=True, tolerance=32)
+    right = converted.labels == values // 255
+    assert right.mean() > 0.97 and (right | (converted.labels == 255)).all()
+    assert converted.unmatched == int((converted.labels == 255).sum())
