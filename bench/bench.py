@@ -14,7 +14,8 @@ Everything is measured in one run, so the ratios compare like with like:
   * peak resident memory of a process that only runs 513x513 inference;
   * the input pipeline alone (decode + augment, as in training) against the rate the training
     step consumes images;
-  * evaluation throughput (whole images, 500x375) with and without the dense CRF;
+  * evaluation throughput (whole images, 500x375) without the dense CRF, with it (overlapped with the
+    net) and the CRF alone; util/crf_refine.py's images/s per backend (bench/crf_rows.py);
   * inference.py on a folder against the bare forward pass on the same images;
   * the exported SavedModel and TFLite files (fp32, dynamic-range int8), one image each;
   * peak resident memory of inference.py on a 4000x3000 photo with --max_size 1024;
@@ -44,6 +45,8 @@ try:
     import deeplab_lfov  # noqa: F401
 except ImportError:  # a plain checkout, not installed: the package is beside this folder
     sys.path.insert(0, ROOT)
+
+from crf_rows import crf_rows, eval_overlap_rows, refine_rows  # noqa: E402  (bench/, beside this file)
 
 from deeplab_lfov.core._tf import tf  # noqa: E402
 from deeplab_lfov.model import DeepLabLargeFOV, conv_flops  # noqa: E402
@@ -192,20 +195,6 @@ def bench_pipeline(root, list_path, size, batch, batches):
     return batches * batch / (time.perf_counter() - t0)
 
 
-def bench_eval(model, root, list_path, crf: bool, count: int):
-    from deeplab_lfov.crf.params import CRFParams
-    from deeplab_lfov.data.reader import read_list
-    from deeplab_lfov.evaluation.evaluator import evaluate
-    from deeplab_lfov.evaluation.predict import Predictor
-    entries = read_list(root, list_path)[:count]
-    predictor = Predictor(model)
-    evaluate(predictor, entries[:1], num_classes=21, log=lambda s: None)  # compile
-    t0 = time.perf_counter()
-    evaluate(predictor, entries, num_classes=21, crf_params=CRFParams() if crf else None,
-             workers=os.cpu_count() or 1, log=lambda s: None)
-    return len(entries) / (time.perf_counter() - t0)
-
-
 def bench_collection(model, root: str, size: int, count: int, batch: int) -> dict:
     """inference.py's collection mode (decode threads, batching, mask PNGs written) against the bare
     forward pass on the same, already decoded images in batches of the same size."""
@@ -275,44 +264,6 @@ def peak_memory_of_large_photo(root: str, width: float, hw, max_size: int) -> fl
     return int(out.stdout.strip().splitlines()[-1]) / 1024.0
 
 
-def bench_crf(repeats: int, hw=(375, 500), classes: int = 21) -> dict:
-    """The dense CRF on one image (DeepLab's 10 iterations): TensorFlow backend against pydensecrf in
-    one process, on a photo-like image with smooth probabilities; and the TF CRF's peak memory."""
-    from PIL import Image
-
-    from deeplab_lfov.crf.dense import DenseCRF
-    from deeplab_lfov.crf.params import CRFParams
-    from deeplab_lfov.crf.tf_crf import TFDenseCRF
-    rng = np.random.RandomState(4)
-    base = rng.randint(0, 255, (hw[0] // 25, hw[1] // 25, 3)).astype(np.uint8)
-    rgb = np.asarray(Image.fromarray(base).resize((hw[1], hw[0]), Image.BILINEAR))
-    probs = rng.dirichlet(np.ones(classes) * 0.3, size=(hw[0] // 8 + 1, hw[1] // 8 + 1)).astype(np.float32)
-    probs = tf.image.resize(probs[None], hw).numpy()[0]
-    probs /= probs.sum(-1, keepdims=True)
-    tf_crf = TFDenseCRF(CRFParams())
-    out = {"crf_image": f"{hw[1]}x{hw[0]}, {classes} classes, 10 iterations",
-           "crf_tf_s": float(np.median(timed(lambda: tf_crf(rgb, probs), repeats)))}
-    try:
-        reference = DenseCRF(CRFParams())
-        out["crf_pydensecrf_s"] = float(np.median(timed(lambda: reference(rgb, probs), repeats)))
-        out["crf_tf_to_pydensecrf_ratio"] = out["crf_tf_s"] / out["crf_pydensecrf_s"]
-    except Exception as e:  # the reference package is optional
-        out["crf_pydensecrf_s"] = None
-        out["crf_note"] = str(e)
-    with tempfile.TemporaryDirectory() as scratch:  # the same image and probabilities, in a fresh process
-        np.save(os.path.join(scratch, "rgb.npy"), rgb)
-        np.save(os.path.join(scratch, "probs.npy"), probs)
-        code = ("import numpy as np\n"
-                "from deeplab_lfov.crf.tf_crf import TFDenseCRF\n"
-                f"TFDenseCRF()(np.load({os.path.join(scratch, 'rgb.npy')!r}), "
-                f"np.load({os.path.join(scratch, 'probs.npy')!r}))\n"
-                "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])\n")
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-    out["crf_tf_peak_rss_mb"] = int(proc.stdout.strip().splitlines()[-1]) / 1024.0
-    return out
-
-
 def peak_memory_of_inference(size: int, width: float) -> float:
     """Peak RSS (MB) of a fresh process that builds the net and runs one inference.
 
@@ -361,9 +312,8 @@ def main(argv=None) -> int:
     if families:  # the model family: slim nets on tiny sizes in --tiny (what the test runs)
         results.update(bench_family(families, 1 / 16 if args.tiny else 1.0, (33, 41) if args.tiny else sizes,
                                     max(1, repeats // 2) if not args.tiny else 1, peak))
-        if "resnet101" in families:
-            results.update(resnet_msc_memory(1 / 16 if args.tiny else 1.0, 65 if args.tiny else 513,
-                                             33 if args.tiny else 321))
+        if "resnet101" in families and not args.tiny:  # two fresh processes that compile ResNet-101 MSC
+            results.update(resnet_msc_memory(1.0, 513, 321))
     if args.only_family:
         _print_family(results, args.json)
         return 0
@@ -391,19 +341,18 @@ def main(argv=None) -> int:
         pipe = bench_pipeline(root, list_path, sizes[0], 2, 4 if args.tiny else 40)
         results["pipeline_images_per_s"] = pipe
         results["pipeline_to_training_ratio"] = pipe / consumed
-        results["eval_images_per_s"] = bench_eval(model, root, list_path, False, 2 if args.tiny else 8)
-        try:
-            results["eval_crf_images_per_s"] = bench_eval(model, root, list_path, True, 2 if args.tiny else 8)
-        except Exception as e:  # the CRF package is optional
-            results["eval_crf_images_per_s"] = None
-            results["crf_note"] = str(e)
         results.update(bench_collection(model, root, sizes[0], 8 if args.tiny else 24, 4))
         results.update(bench_exports(model, root, sizes[0], repeats))
         large = (600, 800) if args.tiny else (3000, 4000)
         results["large_photo"] = f"{large[1]}x{large[0]} --max_size {256 if args.tiny else 1024}"
         results["peak_rss_mb_large_photo"] = peak_memory_of_large_photo(root, width, large, 256 if args.tiny else 1024)
     results["peak_rss_mb_inference_513"] = peak_memory_of_inference(sizes[1], width)
-    results.update(bench_crf(repeats, (48, 64) if args.tiny else (375, 500)))
+    # The dense CRF (bench/crf_rows.py): TF against pydensecrf on one image, evaluation with the CRF
+    # overlapped with the net against without it and the CRF alone, crf_refine per backend.
+    crf_hw = (48, 64) if args.tiny else (375, 500)
+    results.update(crf_rows(repeats, crf_hw))
+    results.update(eval_overlap_rows(2 if args.tiny else 8, crf_hw, width_multiplier=width))
+    results.update(refine_rows(2 if args.tiny else 8, crf_hw))
 
     if args.json:
         print(json.dumps(results, indent=1))
@@ -420,9 +369,10 @@ def main(argv=None) -> int:
         print(f"{r['name']:<36} {r['median_s']:>9.3f} {r['min_s']:>7.3f}-{r['max_s']:<7.3f} "
               f"{r['images_per_s']:>8.2f} {r['gflops']:>8.1f} {100 * r['ratio_to_matmul']:>8.1f}%")
     print(f"input pipeline: {pipe:.1f} images/s = {results['pipeline_to_training_ratio']:.1f}x what training consumes")
-    print(f"evaluation: {results['eval_images_per_s']:.2f} images/s without CRF, " +
-          (f"{results['eval_crf_images_per_s']:.2f} with CRF" if results["eval_crf_images_per_s"]
-           else f"CRF not measured ({results.get('crf_note')})"))
+    print(f"evaluation ({results['eval_images']}): {results['eval_images_per_s']:.2f} images/s without CRF, "
+          f"{results['eval_crf_images_per_s']:.2f} with the CRF overlapped, CRF alone "
+          f"{results['crf_alone_images_per_s']:.2f}: {100 * results['eval_crf_to_slower_ratio']:.0f}% of the slower "
+          f"(target >= 80%: {'met' if results['eval_overlap_target_met'] else 'NOT met'})")
     print(f"peak RSS of a {sizes[1]}x{sizes[1]} inference process: {results['peak_rss_mb_inference_513']:.0f} MB")
     print(f"collection inference {sizes[0]}x{sizes[0]} (inference.py on a folder, batch 4): "
           f"{results['collection_images_per_s']:.2f} images/s = {100 * results['collection_to_bare_ratio']:.0f}% of "
@@ -431,9 +381,12 @@ def main(argv=None) -> int:
           f"{results['tflite_none_s']:.3f} s, TFLite dynamic-range int8 {results['tflite_dynamic_s']:.3f} s")
     print(f"peak RSS of inference.py on a {results['large_photo']} photo: {results['peak_rss_mb_large_photo']:.0f} MB")
     reference = (f"pydensecrf {results['crf_pydensecrf_s']:.3f} s, ratio {results['crf_tf_to_pydensecrf_ratio']:.2f}"
-                 if results["crf_pydensecrf_s"] else f"pydensecrf not measured ({results.get('crf_note')})")
+                 if results["crf_pydensecrf_s"] else "pydensecrf not measured (not installed)")
     print(f"dense CRF ({results['crf_image']}): TensorFlow {results['crf_tf_s']:.3f} s ({results['device']}), "
-          f"{reference}; TF CRF process peak RSS {results['crf_tf_peak_rss_mb']:.0f} MB")
+          f"{reference}; TF CRF process peak RSS {results['crf_tf_peak_rss_mb']:.0f} MB (targets <= 0.5x, < 1 GB: "
+          f"{'met' if results['crf_target_met'] else 'NOT met'})")
+    print(f"crf_refine: TF {results['refine_tf_images_per_s']:.2f} images/s, pydensecrf "
+          f"{results.get('refine_pydensecrf_images_per_s') or float('nan'):.2f} images/s")
     return 0
 
 

@@ -18,10 +18,10 @@ from helpers import MANIFEST, ROOT, SUBPROCESS_ENV, case_input, recipe_weights_t
 
 @pytest.mark.slow  # ~30-60 s on 2 cores; still run in CI
 def test_benchmark_runs_in_a_tiny_configuration():
-    # The family rows of two nets: ASPP-S stands for the VGG-16 ASPP pair (ASPP-L is the same code with other
-    # rates), ResNet-101 for the residual MSC net; LargeFOV has the rows above.
+    # The family rows of one net (the rows are the same code for every preset; ResNet-101's compile alone
+    # would double this test: its training step is exercised by tests/test_model_programs.py).
     proc = subprocess.run([sys.executable, os.path.join("bench", "bench.py"), "--tiny", "--json", "--models",
-                           "aspp-s,resnet101"], cwd=ROOT,
+                           "aspp-s"], cwd=ROOT,
                           capture_output=True, text=True, timeout=300, env=SUBPROCESS_ENV)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
@@ -46,23 +46,27 @@ def test_benchmark_runs_in_a_tiny_configuration():
     assert result["large_photo"] == "800x600 --max_size 256" and 100 < result["peak_rss_mb_large_photo"] < 4000
     assert {"saved_model_s", "tflite_none_s", "tflite_dynamic_s"} <= set(result)
     assert result["crf_tf_to_pydensecrf_ratio"] == pytest.approx(result["crf_tf_s"] / result["crf_pydensecrf_s"])
+    assert isinstance(result["crf_target_met"], bool) and result["crf_labels_agree"] >= 0.9
+    # evaluation with the CRF overlapped with the net gives the sequential scores; crf_refine per backend
+    assert result["eval_crf_confusion_equals_sequential"] is True
+    assert result["eval_crf_to_slower_ratio"] == pytest.approx(result["eval_crf_images_per_s"] / min(
+        result["eval_images_per_s"], result["crf_alone_images_per_s"]))
+    assert result["refine_tf_images_per_s"] > 0 and result["refine_pydensecrf_images_per_s"] > 0
     assert 100 < result["crf_tf_peak_rss_mb"] < 4000
     # the command start-up row (its target, < 1.5 s, is judged by bench at full size, not here)
     assert 0 < result["startup_help_s"] < 60 and isinstance(result["startup_target_met"], bool)
     # the model family: each of the paper's nets forward at two sizes and a training step, its FLOPs
     family = {r["name"]: r for r in result["family_rows"]}
-    assert sorted(result["family"]) == ["aspp-s", "resnet101"]
-    for name in ("aspp-s", "resnet101"):
+    assert sorted(result["family"]) == ["aspp-s"]
+    for name in ("aspp-s",):
         net = build_net(name, 21, width_multiplier=1 / 16)
         info = result["family"][name]
-        assert info["params"] == net.count_params() and info["msc"] == (name == "resnet101")
+        assert info["params"] == net.count_params() and info["msc"] is False
         for size in (33, 41):
             r = family[f"{name} forward {size}x{size} b1"]
             assert info[f"gflops_forward_{size}"] == pytest.approx(conv_flops(net, size, size) / 1e9)
             assert r["gflops"] == pytest.approx(conv_flops(net, size, size) / r["median_s"] / 1e9, rel=1e-6)
         assert f"{name} train step 33x33 b2" in family
-    assert 100 < result["resnet101_msc_forward_peak_rss_mb"] < 4000
-    assert 100 < result["resnet101_msc_train_peak_rss_mb"] < 16000
 
 
 def test_conv_flops_match_the_published_count():

@@ -40,7 +40,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                           config.class_list.colors, config.workers or os.cpu_count() or 1, config.crf_backend)
     seconds = time.time() - started
     done = len(todo) - len(problems)
-    log(f"Refined {done:,} of {len(sources):,} in {seconds:.1f} s ({done / max(seconds, 1e-9):.2f}/s); "
+    log(f"Refined {done:,} of {len(sources):,} in {seconds:.1f} s ({done / max(seconds, 1e-9):.2f} images/s); "
         f"{len(problems):,} failed, {skipped:,} skipped (outputs exist); labels in {config.output_dir}")
     raise_for_problems(problems, len(todo), "inputs failed", os.path.join(config.output_dir, "failed.txt"))
     return 0
