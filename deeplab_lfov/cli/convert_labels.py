@@ -38,11 +38,11 @@ def _survey(config, paths: Sequence[str]) -> bool:
     survey = colour_survey(paths, config.workers)
     if not survey:
         return False
-    groups = group_colours(survey)
+    groups = group_colours(survey, JPEG_NEAR)
     total = sum(pixels for pixels, _ in survey.values())
     log(f"RGB colour masks need --classes FILE (one class per line: name R G B, background first). "
-        f"Colours in the {len(paths):,} labels of {config.input} ({len(survey):,} distinct; within 24 of each "
-        f"other grouped under the most frequent):")
+        f"Colours in the {len(paths):,} labels of {config.input} ({len(survey):,} distinct; those within "
+        f"{JPEG_NEAR} of a more frequent one grouped under it):")
     log(f"  {'R':>3} {'G':>3} {'B':>3}  {'pixels':>14}  {'share':>7}  {'images':>8}  near colours")
     for group in groups[:SURVEY_LINES]:
         r, g, b = group.colour
@@ -57,12 +57,13 @@ def _survey(config, paths: Sequence[str]) -> bool:
         more = (f"... and {len(rest):,} more groups ({100 * sum(g.pixels for g in rest) / total:.2f}% of the pixels); "
                 if rest else "")
         log(f"{more}every colour with its pixels and images: {path}")
-    main = [g for g in groups if g.pixels >= 0.001 * total]
+    main = [g for g in groups if g.pixels >= 0.01 * total]
     if len(survey) >= 64 and len(survey) > 8 * len(main):
-        log(f"The masks look JPEG-compressed: {len(survey):,} colours, {100 * sum(g.pixels for g in main) / total:.1f}% "
-            f"of the pixels near {len(main)} main colours. Save them as PNG, or write the main colours to a classes "
-            f"file and pass --tolerance {JPEG_NEAR} (each pixel takes the nearest class colour within it, the others "
-            f"--ignore_label).")
+        near = 100 * sum(g.pixels for g in main) / total
+        log(f"The masks look JPEG-compressed: {len(survey):,} colours, {near:.1f}% of the pixels in the groups of "
+            f"{len(main)} main colours (1% of the pixels or more each). Save them as PNG, or write the main colours to "
+            f"a classes file and pass --tolerance {JPEG_NEAR} (each pixel takes the nearest class colour within it, "
+            f"the others --ignore_label).")
     log("Nothing converted. Write a classes file from these colours and run again with --classes.")
     return True
 

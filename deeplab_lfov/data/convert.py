@@ -386,7 +386,7 @@ class ColourGroup(NamedTuple):
     merged: int
 
 
-def group_colours(survey: Dict[Tuple[int, int, int], List[int]], distance: float = 24.0,
+def group_colours(survey: Dict[Tuple[int, int, int], List[int]], distance: float = JPEG_NEAR,
                   max_groups: int = 1000) -> List[ColourGroup]:
     """The colours of ``survey`` grouped: the most frequent colour not yet grouped takes every colour within
     ``distance`` of it (JPEG noise around a mask colour), and so on, most pixels first; past ``max_groups``
