@@ -18,6 +18,7 @@ from helpers import ROOT, SUBPROCESS_ENV, assert_one_line_error, run_cli
 # -- the pixel limit ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 def test_the_pixel_limit_holds_in_threads(tmp_path, monkeypatch):
     """Pillow's bomb warning turned into an error by ``warnings.catch_warnings`` is not thread-safe: another
     thread leaving its own ``catch_warnings`` drops the filter, and the bomb is decoded.  The header check is."""

@@ -11,6 +11,7 @@ from PIL import Image
 
 from deeplab_lfov.core.errors import DeepLabError
 from deeplab_lfov.data.classes import read_classes
+from deeplab_lfov.data.convert import convert_label
 from deeplab_lfov.data.reader import read_list
 from deeplab_lfov.data.statistics import LabelStats, median_frequency_weights
 from deeplab_lfov.training.trainer import segmentation_loss_terms
@@ -342,3 +343,24 @@ def test_binary_jpeg_masks_are_told_apart_and_tolerance_maps_them(tmp_path, caps
     right = converted.labels == values // 255
     assert right.mean() > 0.97 and (right | (converted.labels == 255)).all()
     assert converted.unmatched == int((converted.labels == 255).sum())
+
+
+def test_the_ignore_colour_is_voc_void_or_the_classes_files_ignore_line(tmp_path):
+    from deeplab_lfov.data.convert import convert_mask
+    (tmp_path / "c.txt").write_text("__ignore__ 255 255 255\nbackground 10 10 10\nroad 200 100 50\n")
+    classes = read_classes(str(tmp_path / "c.txt"))
+    assert classes.names == ("background", "road") and classes.ignore_color == (255, 255, 255)
+    mask = np.array([[(10, 10, 10), (200, 100, 50), (255, 255, 255)]], np.uint8)
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    np.testing.assert_array_equal(convert_mask(str(tmp_path / "m.png"), classes, 2).labels, [[0, 1, 255]])
+    Image.fromarray(np.array([[(10, 10, 10), (224, 224, 192)]], np.uint8)).save(tmp_path / "void.png")
+    (tmp_path / "plain.txt").write_text("bg 10 10 10\n")
+    plain = read_classes(str(tmp_path / "plain.txt"))
+    assert plain.ignore_color == read_classes(None).ignore_color == (224, 224, 192)  # VOC's void cream by default
+    np.testing.assert_array_equal(convert_label(str(tmp_path / "void.png"), plain, 1), [[0, 255]])
+    (tmp_path / "labelme.txt").write_text("__ignore__\n_background_\ncat\n")  # labelme's labels.txt as it is
+    labelme = read_classes(str(tmp_path / "labelme.txt"))
+    assert labelme.names == ("_background_", "cat") and labelme.ignore_color == (224, 224, 192)
+    (tmp_path / "twice.txt").write_text("__ignore__ 1 2 3\nbg\n__ignore__ 4 5 6\n")
+    with pytest.raises(DeepLabError, match=r"twice.txt:3: class '__ignore__' is listed twice"):
+        read_classes(str(tmp_path / "twice.txt"))

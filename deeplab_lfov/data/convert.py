@@ -1,9 +1,9 @@
 """Label images in any form to index PNGs: what ``util/convert_labels.py`` runs.
 
 * index and palette PNGs pass through, their values checked (16/32-bit values outside 0..255 refused);
-* RGB colour masks are mapped through the ``--classes`` colours (VOC's void cream, 224 224 192, becomes
-  the ignore label); a colour not in the palette is never mapped silently: the file is refused, naming
-  the colours;
+* RGB colour masks are mapped through the ``--classes`` colours (VOC's void cream, 224 224 192, or the
+  file's ``__ignore__ R G B`` colour, becomes the ignore label); a colour not in the palette is never
+  mapped silently: the file is refused, naming the colours;
 * JPEG-compressed colour masks (many colours, nearly every pixel close to a palette colour) are told
   apart from masks with a missing class: "looks JPEG-compressed", with the ``tolerance`` that would map
   them.  With ``tolerance`` T each pixel takes the class of the nearest palette colour within T (Euclidean
@@ -33,7 +33,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-from ..core.constants import IGNORE_COLOR, IGNORE_LABEL
+from ..core.constants import IGNORE_LABEL
 from ..core.errors import DeepLabError
 from ..core.progress import Progress
 from .checks import Problem
@@ -128,14 +128,15 @@ class _Counts:
 
 
 class _Palette:
-    """The colours of ``classes`` (the first ``num_classes``) and the ignore colour, sorted, with their labels."""
+    """The colours of ``classes`` (the first ``num_classes``) and their ignore colour (VOC's void cream unless the
+    classes file gave ``__ignore__ R G B``), sorted, with their labels."""
 
     def __init__(self, classes: ClassList, num_classes: int, ignore_label: int):
         colours = np.asarray(classes.colors, np.uint8)[:num_classes]
         lookup: Dict[int, int] = {}
         for label, code in enumerate(_pack(colours).tolist()):
             lookup.setdefault(code, label)
-        lookup.setdefault(int(_pack(np.array(IGNORE_COLOR, np.uint8))), ignore_label)
+        lookup.setdefault(int(_pack(np.array(classes.ignore_color, np.uint8))), ignore_label)
         self.codes = np.array(sorted(lookup), np.uint32)
         self.labels = np.array([lookup[c] for c in self.codes.tolist()], np.uint8)
 
