@@ -150,3 +150,51 @@ def test_failed_snapshot_write_leaves_no_partial_files(tmp_path, capsys, monkeyp
     assert_one_line_error(code, err, "cannot write snapshot 2", "No space left on device", "model.ckpt-0")
     assert not [f for f in os.listdir(tmp_path / "snap") if "_temp" in f]
     assert tf.train.latest_checkpoint(str(tmp_path / "snap")).endswith("model.ckpt-0")
+
+
+def test_the_lock_belongs_to_the_directory_the_run_started_with(tmp_path):
+    import shutil
+    directory = str(tmp_path / "snap")
+    with SnapshotStore(directory) as first:
+        first.attach(step=tf.Variable(0))
+        assert first.save(1).endswith("model.ckpt-1")
+        shutil.rmtree(directory)  # rm -rf of a live run's snapshot directory
+        with SnapshotStore(directory) as second:  # a second run then locks the new directory ...
+            second.attach(step=tf.Variable(0))
+            with pytest.raises(DeepLabError, match="removed or replaced while this run was using it"):
+                first.save(2)  # ... and the first run stops instead of writing into it
+            assert second.save(5).endswith("model.ckpt-5")
+            assert not [f for f in os.listdir(directory) if f.startswith("model.ckpt-2")]
+            with pytest.raises(DeepLabError, match="removed or replaced"):
+                first.write_record({"x": 1})
+    with SnapshotStore(directory) as third:  # a directory replaced by another one: the same
+        os.rename(directory, directory + ".moved")
+        os.makedirs(directory)
+        with open(os.path.join(directory, ".lock"), "w"):
+            pass
+        third.attach(step=tf.Variable(0))
+        with pytest.raises(DeepLabError, match="removed or replaced"):
+            third.save(1)
+
+
+def test_removing_the_snapshot_directory_of_a_running_training_stops_it_with_one_line(tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from deeplab_lfov.training import trainer
+    from deeplab_lfov.training.callbacks import Callback
+
+    class Remove(Callback):
+        every = 1
+
+        def on_step(self, state):
+            if state.step == 1:
+                shutil.rmtree(tmp_path / "snap")
+
+    real_train = trainer.train
+    monkeypatch.setattr(trainer, "train", lambda config, log=print, callbacks=(): real_train(config, log, [Remove()]))
+    list_path = make_dataset(str(tmp_path), 2)
+    args = train_args(tmp_path, list_path, **{"--num_steps": "4", "--save_pred_every": "2", "--log_dir":
+                                              tmp_path / "logs", "--save_num_images": "0"})
+    code, _, err = run_cli("train.py", args, capsys)
+    assert_one_line_error(code, err, str(tmp_path / "snap"), "removed or replaced while this run was using it")
+    assert not os.path.exists(tmp_path / "snap")  # not silently recreated

@@ -6,6 +6,10 @@
   written.  The kernel drops it when the process ends, however it ends (SIGKILL included), so a
   dead run never blocks the next one; a second live run on the same directory is refused with the
   first one's PID and host, and changes no file.  Under multi-worker training only the chief locks.
+  The lock belongs to the directory the run started with: before every write (``check_owned``) the
+  lock file at the path must still be the one locked (same device and inode).  A directory removed
+  (``rm -rf``) or replaced while the run lives stops the run with an error instead of being silently
+  recreated, so a second run that locked the new directory is never written over.
 * **the run record** ``run.json``: every setting, the command line, versions and start time,
   written atomically when a run starts; a resumed run compares its settings with it.
 * **snapshots** ``model.ckpt-STEP`` (weights, optimizer state, step): TensorFlow writes them under
@@ -30,7 +34,7 @@ from ..core._tf import tf
 from ..core.errors import DeepLabError
 from ..core.files import write_text_atomic
 
-__all__ = ["SnapshotStore", "run_record", "compare_settings", "FIXED_BY_SNAPSHOT"]
+__all__ = ["SnapshotStore", "run_record", "compare_settings", "check_owned_path", "FIXED_BY_SNAPSHOT"]
 
 # Settings a snapshot fixes: resuming with another value is an error, not a change.
 FIXED_BY_SNAPSHOT = ("model", "msc", "num_classes", "width_multiplier", "optimizer")
@@ -38,6 +42,17 @@ FIXED_BY_SNAPSHOT = ("model", "msc", "num_classes", "width_multiplier", "optimiz
 LOCK_FILE = ".lock"
 RECORD_FILE = "run.json"
 CHECKPOINT_NAME = "model.ckpt"
+
+_HELD: Dict[str, SnapshotStore] = {}  # the directories this process holds the lock of, by real path
+
+
+def check_owned_path(path: str) -> None:
+    """Raise if ``path`` lies in a snapshot directory this process locked and that directory has since been
+    removed or replaced (see ``SnapshotStore.check_owned``); nothing happens for other paths."""
+    real = os.path.realpath(path)
+    for directory, store in list(_HELD.items()):
+        if real == directory or real.startswith(directory + os.sep):
+            store.check_owned()
 
 
 def run_record(settings: Dict[str, object]) -> Dict[str, object]:
@@ -85,6 +100,7 @@ class SnapshotStore:
         self.max_to_keep = max_to_keep
         self.last_path: Optional[str] = None
         self._lock_fd: Optional[int] = None
+        self._lock_id: Optional[Tuple[int, int]] = None  # (device, inode) of the lock file locked
         self._checkpoint = None
         self._manager = None
 
@@ -119,6 +135,9 @@ class SnapshotStore:
                                   "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds")
                                   }).encode(), 0)
         self._lock_fd = fd
+        info = os.fstat(fd)
+        self._lock_id = (info.st_dev, info.st_ino)
+        _HELD[os.path.realpath(self.directory)] = self
 
     def release(self) -> None:
         """Drop the lock (the lock file stays: removing it would race with a run opening it)."""
@@ -126,6 +145,24 @@ class SnapshotStore:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)
             self._lock_fd = None
+            if _HELD.get(os.path.realpath(self.directory)) is self:
+                del _HELD[os.path.realpath(self.directory)]
+
+    def check_owned(self) -> None:
+        """Raise unless ``SNAPSHOT_DIR/.lock`` is still the file this run locked (a chief holding the lock):
+        the directory was not removed, recreated or replaced since the run started."""
+        if self._lock_id is None:
+            return
+        try:
+            info = os.stat(os.path.join(self.directory, LOCK_FILE))
+            same = (info.st_dev, info.st_ino) == self._lock_id
+        except OSError:
+            same = False
+        if not same:
+            raise DeepLabError(f"{self.directory}: the snapshot directory was removed or replaced while this run "
+                               f"was using it (its lock file is not the one this run locked); stopping without "
+                               f"writing into it. Its snapshots are gone with it unless you moved them: restore "
+                               f"the directory and run the same command to resume, or start again")
 
     # ------------------------------------------------------------------------------ run record
     @property
@@ -143,6 +180,7 @@ class SnapshotStore:
 
     def write_record(self, record: Dict[str, object]) -> None:
         if self.chief:
+            self.check_owned()
             write_text_atomic(self.record_path, json.dumps(record, indent=1) + "\n")
 
     # ------------------------------------------------------------------------------- snapshots
@@ -162,7 +200,12 @@ class SnapshotStore:
         return self._checkpoint
 
     def save(self, step: int) -> str:
-        """Write ``model.ckpt-STEP``; on failure remove what it left and name the last good snapshot."""
+        """Write ``model.ckpt-STEP``; on failure remove what it left and name the last good snapshot.
+
+        Refused (``check_owned``) when the directory is no longer the one this run locked.
+        """
+        if self.chief:
+            self.check_owned()
         try:
             if self.chief:
                 self.last_path = self._manager.save(checkpoint_number=step)
