@@ -1,10 +1,12 @@
-"""The training loop calls each callback at exactly the steps it asked for, with the step's loss."""
+"""The training loop calls each callback at exactly the steps it asked for, with the step's loss; validation keeps
+the best snapshot through kills and full disks; figures and the best fail in one line."""
 
 import math
 import os
 import re
 import signal
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -129,3 +131,113 @@ def test_sigterm_or_sigint_writes_a_snapshot_at_the_current_step(tmp_path, sig):
     step = int(re.search(rf"Stopped by signal {int(sig)} at step (\d+)", rest).group(1))
     assert step >= 3
     assert tf.train.latest_checkpoint(str(tmp_path / "snap")).endswith(f"model.ckpt-{step}")
+
+
+def _validation(best_dir, log=None):
+    from deeplab_lfov.model.weights import build_model, load_weights
+    from deeplab_lfov.training.callbacks import Validation
+    from helpers import FIXTURES
+    model = build_model(load_weights(os.path.join(FIXTURES, "slim.caffemodel")))
+    return Validation(2, model, [], 21, 255, str(best_dir), None, log or (lambda line: None))
+
+
+def _best_folder(folder, step, miou, complete=True):
+    import json
+
+    from deeplab_lfov.model.weights import save_weights
+    save_weights(str(folder / "model.ckpt"), {"x": np.zeros(1, np.float32)})
+    if complete:
+        (folder / "best.json").write_text(json.dumps({"step": step, "mean_iou": miou}))
+
+
+def test_a_killed_save_of_the_best_is_recovered_by_the_next_run_never_a_worse_one(tmp_path):
+    import json
+    snap = tmp_path / "snap"
+    # What a kill between the two renames of the old _save_best left: no best/, the new best and the old one.
+    for name, step, miou in ((".best-k1", 4, 0.6), (".best-k1.old", 2, 0.4)):
+        (snap / name).mkdir(parents=True)
+        _best_folder(snap / name, step, miou)
+    (snap / ".best-k2").mkdir()
+    _best_folder(snap / ".best-k2", 6, 0.9, complete=False)  # killed before its best.json: incomplete
+    lines = []
+    validation = _validation(snap / "best", lines.append)
+    validation.on_train_begin(StepState(step=6, num_steps=10, resumed=True))
+    assert validation.best == {"step": 4, "mean_iou": 0.6}
+    assert json.loads((snap / "best" / "best.json").read_text())["step"] == 4
+    assert sorted(os.listdir(snap)) == ["best"] and "Recovered the best snapshot (step 4" in lines[0]
+    # A complete staging folder better than best/ (killed after writing, before publishing) wins too; a worse one
+    # is removed.
+    for name, step, miou in ((".best-k3", 8, 0.7), (".best-k4", 9, 0.5)):
+        (snap / name).mkdir()
+        _best_folder(snap / name, step, miou)
+    validation.on_train_begin(StepState(step=9, num_steps=10, resumed=True))
+    assert validation.best["step"] == 8 and sorted(os.listdir(snap)) == ["best"]
+
+
+def test_the_best_is_published_in_one_step_with_the_usual_permissions(tmp_path, monkeypatch):
+    import json
+    import stat
+
+    from deeplab_lfov.core import publish as publishing
+    snap = tmp_path / "snap"
+    snap.mkdir()
+    validation = _validation(snap / "best")
+    validation.on_train_begin(StepState(step=0, num_steps=10))
+    validation._save_best({"step": 2, "mean_iou": 0.3})
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE(os.stat(snap / "best").st_mode) == 0o777 & ~umask  # not mkdtemp's 0700
+    # The swap is one step: at no moment is there no best/ (watched at every rename the swap makes).
+    seen = []
+    real_exchange = publishing._exchange
+
+    def watched(a, b):
+        seen.append(os.path.isdir(snap / "best"))
+        done = real_exchange(a, b)
+        seen.append(os.path.isdir(snap / "best"))
+        return done
+
+    monkeypatch.setattr(publishing, "_exchange", watched)
+    validation._save_best({"step": 4, "mean_iou": 0.5})
+    assert seen == [True, True] and json.loads((snap / "best" / "best.json").read_text())["step"] == 4
+    assert sorted(os.listdir(snap)) == ["best"]
+
+
+def test_a_full_disk_while_writing_the_best_or_a_figure_is_one_line_and_keeps_what_was_there(tmp_path, capsys,
+                                                                                              monkeypatch):
+    import json
+
+    from deeplab_lfov.model import weights
+    from helpers import assert_one_line_error, run_cli
+    list_path = make_dataset(str(tmp_path), 2)
+    args = train_args(tmp_path, list_path, **{"--num_steps": "4", "--save_pred_every": "2", "--val_list": list_path,
+                                              "--val_every": "2", "--save_num_images": "0"})
+    real_save = weights.save_model
+    calls = []
+
+    def full_on_second(prefix, model, classes=None):
+        calls.append(prefix)
+        if len(calls) == 2:
+            os.makedirs(os.path.dirname(prefix), exist_ok=True)
+            open(prefix + ".data-00000-of-00001", "wb").close()
+            raise OSError(28, "No space left on device")
+        return real_save(prefix, model, classes=classes)
+
+    monkeypatch.setattr(weights, "save_model", full_on_second)
+    monkeypatch.setattr("deeplab_lfov.evaluation.metrics.scores", lambda confusion: {"mean_iou": 0.1 * len(calls)})
+    code, _, err = run_cli("train.py", args, capsys)
+    assert_one_line_error(code, err, str(tmp_path / "snap" / "best"), "cannot write the best snapshot of step 4",
+                          "No space left on device", "the previous best (step 2")
+    assert json.loads((tmp_path / "snap" / "best" / "best.json").read_text())["step"] == 2
+    assert not [n for n in os.listdir(tmp_path / "snap") if n.startswith(".best-")]
+    assert tf.train.latest_checkpoint(str(tmp_path / "snap")).endswith("model.ckpt-4")
+
+    def no_space(path, image):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("deeplab_lfov.training.callbacks.save_png", no_space)
+    args = train_args(tmp_path / "fig", make_dataset(str(tmp_path / "fig"), 2), **{"--num_steps": "2"})
+    code, _, err = run_cli("train.py", args, capsys)
+    assert_one_line_error(code, err, str(tmp_path / "fig" / "img" / "train_0.png"), "No space left on device",
+                          "model.ckpt-0")
+    assert tf.train.latest_checkpoint(str(tmp_path / "fig" / "snap")).endswith("model.ckpt-0")

@@ -25,10 +25,12 @@ import numpy as np
 from PIL import Image
 
 from ..core._tf import tf
+from ..core.errors import DeepLabError
 from ..core.progress import hms
+from ..core.publish import publish, usual_permissions
 from ..data.colormap import decode_labels
 from ..data.images import IMG_MEAN, save_png
-from .snapshots import SnapshotStore
+from .snapshots import SnapshotStore, check_owned_path
 
 __all__ = ["StepState", "Callback", "run_loop", "ProgressLogger", "TensorBoardScalars", "Snapshots", "Figures",
            "Validation", "training_figure"]
@@ -215,31 +217,48 @@ class Figures(Callback):
         self.every, self.save_dir, self.preview, self.predict, self.writer = every, save_dir, preview, predict, writer
         self.colors = colors
 
-    def _draw(self, step: int) -> None:
+    def _draw(self, state: StepState) -> None:
+        """The figure of ``state.step``; a write that fails (a full disk) stops the run with one error line."""
+        step = state.step
         images, labels = self.preview
         figure = training_figure(images.numpy(), labels.numpy(), self.predict(images).numpy(), self.colors)
-        save_png(os.path.join(self.save_dir, f"train_{step}.png"), Image.fromarray(figure))
+        path = os.path.join(self.save_dir, f"train_{step}.png")
+        try:
+            save_png(path, Image.fromarray(figure))
+        except OSError as e:
+            raise DeepLabError(f"{path}: cannot write the training figure of step {step} ({e.strerror or e}); the "
+                               f"last snapshot, {state.last_snapshot}, is complete: free some space and run the "
+                               f"same command to resume (--save_num_images 0 draws no figures)") from None
         with self.writer.as_default(step=step):
             tf.summary.image("data|mask|pred", figure[None], step=step)
 
     def on_train_begin(self, state: StepState) -> None:
         if not state.resumed:
-            self._draw(state.step)
+            self._draw(state)
 
     def on_step(self, state: StepState) -> None:
-        self._draw(state.step)
+        self._draw(state)
 
     def on_train_end(self, state: StepState) -> None:
         if state.stop_signal is not None and state.step % self.every and state.step != state.num_steps:
-            self._draw(state.step)
+            self._draw(state)
 
 
 class Validation(Callback):
     """Mean IoU on a validation list at every ``every`` steps (and the last), in the log and in
     TensorBoard (``val/mean_iou``); the best snapshot so far is kept in ``best_dir`` with its step and
-    mean IoU in ``best.json``.  A resumed run starts from the best recorded there."""
+    mean IoU in ``best.json``.  A resumed run starts from the best recorded there.
+
+    A new best is written into a staging folder ``.best-*`` beside ``best_dir`` (weights, then
+    ``best.json`` last: a staging folder with a readable ``best.json`` is complete) and published in one
+    atomic step (``core.publish``), so a kill at any moment leaves ``best_dir`` whole, old or new.  At the
+    start of a run the best of ``best_dir`` and the complete staging folders an interrupted run left is
+    kept as ``best_dir``, and the other staging folders are removed.  A write that fails (a full disk)
+    stops the run with one error line and leaves the previous best as it was.
+    """
 
     at_end = True
+    STAGING_PREFIX = ".best-"
 
     def __init__(self, every: int, model, entries, num_classes: int, ignore_label: int, best_dir: str, writer,
                  log: Callable[[str], None], classes=None):
@@ -250,12 +269,48 @@ class Validation(Callback):
         self.predictor = Predictor(model)
         self.best: Optional[dict] = None
 
+    @property
+    def _parent(self) -> str:
+        return os.path.dirname(os.path.abspath(self.best_dir))
+
     def on_train_begin(self, state: StepState) -> None:
+        self.best = self._recover_best()
+
+    @staticmethod
+    def _complete(folder: str) -> Optional[dict]:
+        """The ``best.json`` of a complete best snapshot folder, else None."""
         try:
-            with open(os.path.join(self.best_dir, "best.json")) as f:
-                self.best = json.load(f)
-        except (OSError, ValueError):
-            self.best = None
+            with open(os.path.join(folder, "best.json")) as f:
+                record = json.load(f)
+            float(record["mean_iou"]), int(record["step"])
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+        return record if os.path.exists(os.path.join(folder, "model.ckpt.index")) else None
+
+    def _recover_best(self) -> Optional[dict]:
+        """The best so far: ``best_dir``'s, or that of a complete staging folder a kill left if it is better
+        (moved to ``best_dir``); other staging folders are removed."""
+        try:
+            staged = [os.path.join(self._parent, n) for n in sorted(os.listdir(self._parent))
+                      if n.startswith(self.STAGING_PREFIX)]
+        except OSError:
+            staged = []
+        best, winner = self._complete(self.best_dir), self.best_dir
+        for folder in staged:
+            record = self._complete(folder)
+            if record is not None and (best is None or record["mean_iou"] > best["mean_iou"]):
+                best, winner = record, folder
+        leftovers = [folder for folder in staged if folder != winner]
+        if winner != self.best_dir:
+            check_owned_path(self._parent)
+            old = publish(winner, self.best_dir)
+            self.log(f"Recovered the best snapshot (step {best['step']}, mean IoU {best['mean_iou']:.4f}) that an "
+                     f"interrupted run left in {winner}")
+            if old:  # the version it replaced
+                leftovers.append(old)
+        for folder in leftovers:
+            shutil.rmtree(folder, ignore_errors=True)
+        return best
 
     def on_step(self, state: StepState) -> None:
         from ..evaluation.evaluator import evaluate
@@ -266,27 +321,30 @@ class Validation(Callback):
         with self.writer.as_default(step=state.step):
             tf.summary.scalar("val/mean_iou", miou)
         if self.best is None or miou > self.best["mean_iou"]:
-            self.best = {"step": state.step, "mean_iou": miou}
-            self._save_best()
+            self._save_best({"step": state.step, "mean_iou": miou})
         self.log(f"validation at step {state.step}: mean IoU {miou:.4f} on {len(self.entries)} images "
                  f"(best {self.best['mean_iou']:.4f} at step {self.best['step']})")
 
-    def _save_best(self) -> None:
-        """Weights and best.json into a fresh folder, then swapped in place of the old best."""
+    def _save_best(self, record: dict) -> None:
+        """Weights and best.json into a fresh folder, published in place of the old best in one step."""
         from ..model.weights import save_model
-        parent = os.path.dirname(os.path.abspath(self.best_dir))
-        staged = tempfile.mkdtemp(prefix=".best-", dir=parent)
+        check_owned_path(self._parent)  # never recreate a snapshot directory that was removed
+        staged = None
         try:
+            staged = tempfile.mkdtemp(prefix=self.STAGING_PREFIX, dir=self._parent)
             save_model(os.path.join(staged, "model.ckpt"), self.model, classes=self.classes)
-            with open(os.path.join(staged, "best.json"), "w") as f:
-                json.dump(self.best, f)
-            old = None
-            if os.path.isdir(self.best_dir):
-                old = staged + ".old"
-                os.replace(self.best_dir, old)
-            os.replace(staged, self.best_dir)
-            if old:
-                shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(staged, ignore_errors=True)
-            raise
+            with open(os.path.join(staged, "best.json"), "w") as f:  # last: the folder is complete with it
+                json.dump(record, f)
+            usual_permissions(staged)  # mkdtemp's folders are 0700
+            old = publish(staged, self.best_dir)
+            staged = old  # now the replaced version, removed below
+            self.best = record
+        except (OSError, tf.errors.OpError) as e:  # a full disk, a folder removed
+            reason = getattr(e, "strerror", None) or str(getattr(e, "message", "") or e).strip().splitlines()[0]
+            kept = (f"the previous best (step {self.best['step']}, mean IoU {self.best['mean_iou']:.4f}) is kept"
+                    if self.best else "there is no earlier best")
+            raise DeepLabError(f"{self.best_dir}: cannot write the best snapshot of step {record['step']} (mean IoU "
+                               f"{record['mean_iou']:.4f}): {reason}; {kept}") from None
+        finally:
+            if staged:
+                shutil.rmtree(staged, ignore_errors=True)
