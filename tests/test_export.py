@@ -1,8 +1,10 @@
 """util/export_model.py: a SavedModel that loads without this project and gives the evaluated labels
-through both signatures; TFLite files within their agreement thresholds; bad input is one line."""
+through both signatures and its class names; TFLite files within their agreement thresholds, with named
+signatures, labels files and model.json; each artifact published on its own; bad input is one line."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -32,7 +34,9 @@ except ImportError:
     pass
 loaded = tf.saved_model.load(model_dir)
 serve, encoded = loaded.signatures["serving_default"], loaded.signatures["segment_encoded"]
-result = {}
+result = {"class_names": [n.decode() for n in loaded.class_names.numpy()],
+          "class_colors": loaded.class_colors.numpy().tolist(),
+          "classes_file": open(loaded.classes_file.asset_path.numpy().decode()).read()}
 for path in paths:
     rgb = np.asarray(Image.open(path).convert("RGB"))
     direct = serve(images=tf.constant(rgb[None]))
@@ -60,6 +64,9 @@ def test_saved_model_serves_the_evaluated_labels_without_this_project(tmp_path, 
     assert proc.returncode == 0, proc.stderr
     served = json.loads((tmp_path / "served.json").read_text())
     predictor = Predictor(build_model(load_weights(CAFFEMODEL)), pad_to=513 if extra else None)
+    from deeplab_lfov.data.classes import VOC
+    assert served["class_names"] == list(VOC.names) and served["class_colors"][1] == [128, 0, 0]
+    assert served["classes_file"] == VOC.to_text()  # the asset: the classes file format, names and colours
     for path in paths:
         expected = predictor.labels(read_image(path))
         np.testing.assert_array_equal(np.array(served[path]["labels"]), expected)
@@ -86,6 +93,41 @@ def test_tflite_files_meet_their_agreement_thresholds(tmp_path, capsys, trained_
     assert np.mean(segmenter.labels(small) == reference) >= 0.999
 
 
+def test_tflite_files_have_named_signatures_labels_files_and_their_preprocessing_in_model_json(tmp_path, capsys):
+    import tensorflow as tf
+    code, out, err = run_cli("util/export_model.py", [CAFFEMODEL, "--output_dir", tmp_path, "--formats", "tflite",
+                                                      "--tflite_size", "65"], capsys)
+    assert code == 0, err
+    name = "deeplab_lfov_65x65_none.tflite"
+    interpreter = tf.lite.Interpreter(model_path=str(tmp_path / name))
+    assert interpreter.get_signature_list() == {"serving_default": {"inputs": ["images"],
+                                                                    "outputs": ["labels", "probabilities"]}}
+    assert [d["name"] for d in interpreter.get_input_details()] == ["images"]
+    assert sorted(d["name"] for d in interpreter.get_output_details()) == ["labels", "probabilities"]
+    rgb = read_image(os.path.join(IMAGES, "sample_002.jpg"))[:65, :65]
+    canvas = np.empty((1, 65, 65, 3), np.float32)
+    canvas[:] = [122.679, 116.669, 104.007]
+    canvas[0, :rgb.shape[0], :rgb.shape[1]] = rgb
+    out_ = interpreter.get_signature_runner("serving_default")(images=canvas)
+    assert out_["labels"].dtype == np.uint8 and out_["labels"].shape == (1, 65, 65)
+    np.testing.assert_array_equal(out_["labels"], out_["probabilities"].argmax(-1))
+    from deeplab_lfov.data.classes import VOC
+    assert (tmp_path / "deeplab_lfov_65x65_none.labels.txt").read_text().splitlines() == list(VOC.names)
+    described = json.loads((tmp_path / "model.json").read_text())
+    entry = described["artifacts"][name]
+    assert entry["input"]["name"] == "images" and entry["input"]["shape"] == [1, 65, 65, 3]
+    assert entry["input"]["channel_order"] == "RGB" and entry["input"]["mean_rgb"] == [122.679, 116.669, 104.007]
+    assert "mean_rgb" in entry["input"]["padding"] and entry["labels_file"] == "deeplab_lfov_65x65_none.labels.txt"
+    assert entry["outputs"]["probabilities"]["shape"] == [1, 65, 65, 21] and entry["agreement"] >= 0.999
+    assert entry["size_bytes"] == os.path.getsize(tmp_path / name) and entry["latency_seconds"] > 0
+    assert described["classes"]["names"] == list(VOC.names) and described["classes"]["colors"][15] == [192, 128, 128]
+    # the run ends with a table: artifact, agreement, size, latency, published or why not
+    header = next(line for line in out.splitlines() if line.startswith("artifact"))
+    assert header.split() == ["artifact", "agreement", "needs", "size", "latency", "result"]
+    row = next(line for line in out.splitlines() if line.startswith(name) and line.endswith("published"))
+    assert "MB" in row and " s " in row
+
+
 def test_export_refusals_are_one_line_and_leave_nothing(tmp_path, capsys):
     code, _, err = run_cli("util/export_model.py", [tmp_path / "missing.ckpt", "--output_dir", tmp_path / "o"], capsys)
     assert_one_line_error(code, err, "missing.ckpt")
@@ -96,12 +138,34 @@ def test_export_refusals_are_one_line_and_leave_nothing(tmp_path, capsys):
     assert_one_line_error(code, err, "--formats", "onnx")
     code, _, err = run_cli("util/export_model.py", [CAFFEMODEL, "--tflite_quantize", "int4"], capsys)
     assert_one_line_error(code, err, "--tflite_quantize", "int4")
+    code, _, err = run_cli("util/export_model.py", [CAFFEMODEL, "--min_agreement", "int4=0.9"], capsys)
+    assert_one_line_error(code, err, "--min_agreement", "int4", "saved_model, none, float16, dynamic")
+    code, _, err = run_cli("util/export_model.py", [CAFFEMODEL, "--min_agreement", "dynamic=95"], capsys)
+    assert_one_line_error(code, err, "--min_agreement dynamic=95", "fraction in (0, 1]")
 
 
-def test_a_failed_verification_removes_every_artifact(tmp_path, capsys, monkeypatch):
+def test_each_artifact_is_published_on_its_own(tmp_path, capsys, monkeypatch):
     from deeplab_lfov.deploy import export
-    monkeypatch.setitem(export.MIN_AGREEMENT, "none", 1.01)  # no file can pass
-    code, _, err = run_cli("util/export_model.py", [CAFFEMODEL, "--output_dir", tmp_path, "--tflite_size", "97"],
-                           capsys)
-    assert_one_line_error(code, err, "deeplab_lfov_97x97_none.tflite", "nothing exported")
-    assert os.listdir(tmp_path) == []  # the SavedModel, verified first, is not left behind either
+    earlier = tmp_path / "deeplab_lfov_97x97_none.tflite"
+    earlier.write_bytes(b"an earlier export")
+    monkeypatch.setitem(export.MIN_AGREEMENT, "none", 1.01)  # no fp32 file can pass
+    code, out, err = run_cli("util/export_model.py", [CAFFEMODEL, "--output_dir", tmp_path, "--tflite_size", "97",
+                                                      "--tflite_quantize", "none,float16"], capsys)
+    assert_one_line_error(code, err, "1 of 3 artifacts not published", "deeplab_lfov_97x97_none.tflite",
+                          "below its 101%", "--min_agreement none=", "2 published")
+    assert earlier.read_bytes() == b"an earlier export"  # the one that failed leaves the earlier file as it was
+    assert sorted(os.listdir(tmp_path)) == ["classes.txt", "deeplab_lfov_97x97_float16.labels.txt",
+                                            "deeplab_lfov_97x97_float16.tflite", "deeplab_lfov_97x97_none.tflite",
+                                            "model.json", "saved_model"]  # no staging folder left either
+    assert sorted(json.loads((tmp_path / "model.json").read_text())["artifacts"]) == [
+        "deeplab_lfov_97x97_float16.tflite", "saved_model"]
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith(("saved_model ", "deeplab_"))}
+    assert rows["saved_model"].endswith("published") and rows["deeplab_lfov_97x97_float16.tflite"].endswith("published")
+    assert "NOT published" in rows["deeplab_lfov_97x97_none.tflite"]
+    # The threshold the message names accepts it.
+    accept = re.search(r"--min_agreement (none=[0-9.]+)", err).group(1)
+    monkeypatch.setitem(export.MIN_AGREEMENT, "none", 0.999)
+    code, out, err = run_cli("util/export_model.py", [CAFFEMODEL, "--output_dir", tmp_path, "--tflite_size", "97",
+                                                      "--formats", "tflite", "--min_agreement", accept], capsys)
+    assert code == 0, err
+    assert earlier.read_bytes() != b"an earlier export"

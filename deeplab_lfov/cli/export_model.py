@@ -4,8 +4,10 @@
 
 The test-time flags (``--pad_to --scales --flip --precision``) are baked in when given.  Every
 written artifact is loaded back and run on check images; its pixel agreement with the in-process
-predictor is printed, and the export fails (exit 2, nothing left behind) below the thresholds of
-``export.MIN_AGREEMENT`` (SavedModel at fp32: 100%; TFLite fp32 99.9%, float16 99.5%, dynamic 98%).
+predictor is printed, and it is published only if it reaches its threshold (``export.MIN_AGREEMENT``:
+SavedModel at fp32 100%; TFLite fp32 99.9%, float16 99.5%, dynamic 98%; ``--min_agreement`` sets
+them).  Each artifact is published on its own; the run ends with a table (artifact, agreement, size,
+latency, published or why not) and exits with code 2 if any was not published.
 """
 
 from __future__ import annotations
@@ -21,8 +23,22 @@ def get_args_parser() -> argparse.ArgumentParser:
     return ExportConfig.parser("Export DeepLab-LargeFOV as a SavedModel (TF Serving) and TFLite files, verified.")
 
 
+def report_table(report) -> str:
+    """The table the run ends with: one row per artifact."""
+    rows = [("artifact", "agreement", "needs", "size", "latency", "result")]
+    for a in report.artifacts:
+        rows.append((a.name, f"{100 * a.agreement:.3f}%" if a.agreement is not None else "-", f"{100 * a.need:g}%",
+                     f"{a.size / 1e6:.1f} MB" if a.size is not None else "-",
+                     f"{a.latency:.3f} s" if a.latency is not None else "-",
+                     "published" if a.published else "NOT published: " + a.reason.replace(a.name + " ", "", 1)))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    return "\n".join("  ".join(cell.ljust(w) if i in (0, 5) else cell.rjust(w) for i, (cell, w) in
+                               enumerate(zip(row, widths + [0]))).rstrip() for row in rows)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     config = ExportConfig.from_args(get_args_parser().parse_args(argv))
+    from ..core.errors import DeepLabError
     from ..core.files import check_writable
     from ..deploy.export import check_images, export_model
     from ..evaluation.predict import predictor_for
@@ -35,8 +51,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     images = check_images(config.check_images)
     log(f"Exporting {config.model_weights} ({predictor.model.count_params():,} parameters, "
         f"{predictor.model.num_classes} classes); verifying on {len(images)} check images")
-    for _, path in export_model(config, predictor, images, log, classes=classes):
+    report = export_model(config, predictor, images, log, classes=classes)
+    if report.cleaned:
+        log(f"Removed {len(report.cleaned)} staging folder(s) left by interrupted exports")
+    log(report_table(report))
+    for path in report.files:
         log(f"Wrote {path}")
+    failed, published = report.failed, [a for a in report.artifacts if a.published]
+    if failed:
+        reasons = [a.reason for a in failed] + report.problems
+        kept = f"; {len(published)} published in {config.output_dir}" if published else "; nothing published"
+        raise DeepLabError(f"{len(failed)} of {len(report.artifacts)} artifacts not published: {'; '.join(reasons)}"
+                           f"{kept} (an earlier version of a file not published is left as it was)")
+    if report.problems:
+        raise DeepLabError(f"{'; '.join(report.problems)}: the {len(published)} artifacts are published in "
+                           f"{config.output_dir}, but their description is not up to date")
+    log(f"Published {len(published)} artifacts in {config.output_dir} (model.json describes them)")
     return 0
 
 

@@ -201,9 +201,52 @@ class ExportConfig(ModelConfig, TestTimeConfig, CRFConfig, ClassesConfig):
     num_classes: Optional[int] = setting(None, "classes of the model (default: read from the weights)", parse=int,
                                          check=optional_positive)
 
+    def _parse_min_agreement(text: str) -> Tuple[Tuple[str, float], ...]:  # the flag's parser (made static below)
+        """``"dynamic=0.95,float16=0.99"`` -> (("dynamic", 0.95), ("float16", 0.99))."""
+        import argparse
+        pairs = []
+        for part in (p.strip() for p in str(text).split(",") if p.strip()):
+            name, _, value = part.partition("=")
+            try:
+                pairs.append((name.strip(), float(value)))
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"expected ARTIFACT=FRACTION[,...], e.g. dynamic=0.95, got "
+                                                 f"{part!r}") from None
+        return tuple(pairs)
+
+    def _check_min_agreement(value) -> Optional[str]:  # the flag's check (made static below)
+        kinds = ("saved_model",) + TFLITE_QUANTIZATIONS
+        for name, fraction_ in value:
+            if name not in kinds:
+                return f"unknown artifact {name!r}; choose from {', '.join(kinds)}"
+            if not 0 < fraction_ <= 1:
+                return "the least share of pixels that agree must be a fraction in (0, 1] (0.95 = 95%)"
+        return None
+
+    min_agreement: Tuple[Tuple[str, float], ...] = setting(
+        (), "least share of pixels whose label must equal the in-process model's, per artifact, e.g. "
+        "dynamic=0.95,float16=0.99 (defaults: saved_model 1 at fp32 and 0.995 otherwise, none 0.999, float16 0.995, "
+        "dynamic 0.98); an artifact below it is not published", parse=_parse_min_agreement,
+        check=_check_min_agreement, show="the defaults", metavar="ARTIFACT=FRACTION,...")
+    max_pixels: int = setting(25_000_000, "the SavedModel refuses a request of more pixels (N x H x W for "
+                                          "serving_default; each image's header for segment_encoded) with "
+                                          "InvalidArgument, before decoding or allocating anything; the full-width "
+                                          "LargeFOV needs about 0.65 GB per million pixels", check=positive,
+                              group="saved_model")
+
+    _parse_min_agreement = staticmethod(_parse_min_agreement)
+    _check_min_agreement = staticmethod(_check_min_agreement)
+
     def __post_init__(self):
         self.formats, self.tflite_quantize = tuple(self.formats), tuple(self.tflite_quantize)
+        self.min_agreement = tuple((str(n), float(v)) for n, v in self.min_agreement)
         super().__post_init__()
+
+    @staticmethod
+    def _show(value) -> str:
+        if value and isinstance(value, tuple) and isinstance(value[0], tuple):  # --min_agreement
+            return ",".join(f"{n}={v:g}" for n, v in value)
+        return Config._show(value)
 
     def validate(self) -> None:
         super().validate()
