@@ -364,3 +364,18 @@ def test_the_ignore_colour_is_voc_void_or_the_classes_files_ignore_line(tmp_path
     (tmp_path / "twice.txt").write_text("__ignore__ 1 2 3\nbg\n__ignore__ 4 5 6\n")
     with pytest.raises(DeepLabError, match=r"twice.txt:3: class '__ignore__' is listed twice"):
         read_classes(str(tmp_path / "twice.txt"))
+
+
+def test_evaluate_pred_dir_refuses_out_of_range_and_rgb_predictions(tmp_path, capsys):
+    """A prediction value outside the classes (other than the ignore label) is refused with its count,
+    never counted as 'no class' silently; an RGB prediction points to util/convert_labels.py."""
+    list_path = make_dataset(str(tmp_path), 2)
+    (tmp_path / "preds").mkdir()
+    label = np.asarray(Image.open(tmp_path / "SegmentationClassAug" / "img_0.png"))
+    Image.fromarray(np.where(label == 255, 30, label).astype(np.uint8), mode="L").save(tmp_path / "preds" / "img_0.png")
+    Image.new("RGB", label.shape[::-1], (128, 0, 0)).save(tmp_path / "preds" / "img_1.png")
+    code, out, err = run_cli("evaluate.py", ["--data_dir", tmp_path, "--data_list", list_path, "--pred_dir",
+                                             tmp_path / "preds"], capsys)
+    assert code == 2 and "Mean IoU" not in out
+    assert "img_0.png: prediction values outside 0..20 and ignore label 255: 30 (" in out
+    assert "img_1.png: prediction is an RGB colour image" in out and "util/convert_labels.py" in out

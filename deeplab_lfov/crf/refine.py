@@ -94,7 +94,7 @@ def refine_one(source: Tuple[str, Optional[str], str]) -> Optional[Tuple[str, st
         if probs.shape[:2] != rgb.shape[:2]:
             raise DeepLabError(f"{path}: size {probs.shape[1]}x{probs.shape[0]} differs from its image "
                                f"{rgb.shape[1]}x{rgb.shape[0]}", "size differs from image")
-        labels = np.argmax(crf(rgb, probs), axis=-1).astype(np.uint8)
+        labels = np.argmax(crf(rgb, probs), axis=-1).astype(np.uint8 if num_classes <= 256 else np.uint16)
         try:
             save_mask(out, labels, colors)
         except OSError as e:

@@ -119,11 +119,11 @@ def evaluate_predictions(entries: Sequence[Entry], pred_dir: str, *, num_classes
                 check_label_values(label, num_classes, ignore_label, entry.label)
             except DeepLabError as e:
                 raise DeepLabError(f"{entry.where()}: {e}", e.kind) from None
-            try:
-                pred = read_label(path)
+            try:  # values outside the classes (other than the ignore label) are refused, never counted silently
+                pred = read_label(path, what="prediction")
+                check_label_values(pred, num_classes, ignore_label, path, what="prediction")
             except DeepLabError as e:
-                raise DeepLabError(f"{entry.where()}: {str(e).replace('label', 'prediction')}",
-                                   e.kind.replace("label", "prediction")) from None
+                raise DeepLabError(f"{entry.where()}: {e}", e.kind) from None
             if pred.shape != label.shape:
                 raise DeepLabError(f"{entry.where()}: {path}: prediction size {pred.shape[1]}x{pred.shape[0]} differs "
                                    f"from label size {label.shape[1]}x{label.shape[0]}", "prediction size differs")
