@@ -1,7 +1,9 @@
 """inference.py over collections: folders, globs, lists; overlays and probabilities; sharding; resuming;
-EXIF orientation; bad files reported and counted."""
+EXIF orientation; bad files reported and counted; large images downscaled; outputs that never overwrite
+each other."""
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -48,6 +50,7 @@ def test_a_folder_gets_a_mask_per_image_at_the_mirrored_path(folder, tmp_path, c
     assert code == 2
     assert "corrupt.jpg" in err and "cannot decode image" in err and "1 of 5 images failed" in err
     assert "Segmented 4 images" in stdout and "1 failed" in stdout
+    assert "skipped 1 file that is not an image: notes.txt" in stdout
     for name in GOOD:
         mask = _mask(out / f"{name}.png")
         single = tmp_path / "single" / name
@@ -58,7 +61,9 @@ def test_a_folder_gets_a_mask_per_image_at_the_mirrored_path(folder, tmp_path, c
         probs = np.load(out / "probs" / f"{name}.npy")
         assert probs.dtype == np.float16 and probs.shape == mask.shape + (21,)
         np.testing.assert_array_equal(probs.argmax(-1), mask)
-        assert Image.open(out / "overlay" / f"{name}.png").size == Image.open(next(folder.glob(name + ".*"))).size
+        width, height = Image.open(next(folder.glob(name + ".*"))).size
+        shown = Image.open(out / "overlay" / f"{name}.png").size  # the image, and its legend in a strip below
+        assert shown[0] >= width and shown[1] > height
     assert not os.path.exists(out / "corrupt.png")
     assert sorted(os.listdir(out)) == ["a.png", "b.png", "gray.png", "overlay", "probs", "sub"]
 
@@ -147,3 +152,103 @@ def test_collection_errors_are_one_line(tmp_path, capsys):
     assert_one_line_error(code, err, "--shard 2/2", "K must be 0..N-1")
     code, _, err = run_cli("evaluate.py", ["--restore_from", CAFFEMODEL, "--num_steps", "0"], capsys)
     assert_one_line_error(code, err, "--num_steps 0")
+
+
+def _segmented(stdout):
+    return int(re.search(r"Segmented (\d+) images", stdout).group(1))
+
+
+def test_large_images_run_downscaled_above_max_pixels_and_the_summary_says_so(tmp_path, capsys):
+    root = tmp_path / "in"
+    root.mkdir()
+    for i in range(3):
+        Image.fromarray(_photo(i)).save(root / f"small{i}.png")
+    Image.fromarray(_photo(9, 300, 400)).save(root / "large.png")  # 120,000 pixels
+    code, stdout, err = run_cli("inference.py", [root, CAFFEMODEL, "--save_dir", tmp_path / "o", "--max_pixels",
+                                                 "50000", "--outputs", "mask,probs"], capsys)
+    assert code == 0, err
+    assert _segmented(stdout) == 4 and "1 image above 0.05 MP ran downscaled (--max_pixels)" in stdout
+    mask = _mask(tmp_path / "o" / "large.png")
+    assert mask.shape == (300, 400)  # at the image's own size
+    np.testing.assert_array_equal(np.load(tmp_path / "o" / "probs" / "large.npy").argmax(-1), mask)
+    code, stdout, err = run_cli("inference.py", [root / "large.png", CAFFEMODEL, "--save_dir", tmp_path / "one",
+                                                 "--max_pixels", "50000"], capsys)
+    assert code == 0 and "above 0.05 MP: ran downscaled" in stdout
+    np.testing.assert_array_equal(_mask(tmp_path / "one" / "mask.png"), mask)
+
+
+def test_an_image_the_net_runs_out_of_memory_on_fails_alone(tmp_path, capsys, monkeypatch):
+    import tensorflow as tf
+
+    from deeplab_lfov.evaluation.predict import Predictor
+    root = tmp_path / "in"
+    root.mkdir()
+    for i in range(3):
+        Image.fromarray(_photo(i, 60, 80)).save(root / f"{i}.png")
+    Image.fromarray(_photo(9, 60, 80)).save(root / "3_huge.png")  # same size: batched with the others
+    real = Predictor.probabilities_batch
+
+    def exhausted_on_huge(self, rgbs):
+        if any(rgb[0, 0].tolist() == huge_corner for rgb in rgbs):
+            raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor with shape[1,64,60,80]")
+        return real(self, rgbs)
+
+    huge_corner = np.asarray(Image.open(root / "3_huge.png"))[0, 0].tolist()
+    monkeypatch.setattr(Predictor, "probabilities_batch", exhausted_on_huge)
+    code, stdout, err = run_cli("inference.py", [root, CAFFEMODEL, "--save_dir", tmp_path / "o", "--batch_size", "4"],
+                                capsys)
+    assert code == 2 and _segmented(stdout) == 3
+    assert "3_huge.png: out of memory running the net on 80x60 pixels" in err and "--max_pixels" in err
+    assert "1 of 4 images failed (1 x out of memory)" in err and "Traceback" not in err
+    assert sorted(os.listdir(tmp_path / "o")) == ["0.png", "1.png", "2.png"]
+
+
+def test_an_input_folder_named_like_an_output_kind_never_gets_a_file_written_twice(tmp_path, capsys):
+    root = tmp_path / "in"
+    (root / "overlay").mkdir(parents=True)
+    Image.fromarray(_photo(0)).save(root / "a.jpg")
+    Image.fromarray(_photo(1)).save(root / "overlay" / "a.jpg")
+    Image.fromarray(_photo(2)).save(root / "b.jpg")
+    out = tmp_path / "out"
+    code, stdout, err = run_cli("inference.py", [root, CAFFEMODEL, "--save_dir", out, "--outputs", "mask,overlay"],
+                                capsys)
+    assert code == 2 and _segmented(stdout) == 1
+    assert "2 of 3 images failed (2 x outputs would clash)" in err
+    assert f"its mask and the overlay of {root / 'a.jpg'} would both be written to {out / 'overlay' / 'a.png'}" in err
+    assert sorted(os.listdir(out)) == ["b.png", "overlay"] and os.listdir(out / "overlay") == ["b.png"]
+    # The classic layout is as it was: masks at SAVE_DIR/<relative path>.png, an overlay/ input folder included.
+    code, stdout, err = run_cli("inference.py", [root, CAFFEMODEL, "--save_dir", tmp_path / "masks"], capsys)
+    assert code == 0, err
+    assert sorted(os.listdir(tmp_path / "masks" / "overlay")) == ["a.png"] and _segmented(stdout) == 3
+
+
+def test_sharded_runs_into_one_save_dir_keep_each_failure_report(tmp_path, capsys):
+    root = tmp_path / "in"
+    root.mkdir()
+    for i in range(44):
+        (root / f"bad{i:02d}.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    Image.fromarray(_photo(0)).save(root / "good.png")
+    for k in (0, 1):
+        code, stdout, err = run_cli("inference.py", [root, CAFFEMODEL, "--save_dir", tmp_path / "o", "--shard",
+                                                     f"{k}/2"], capsys)
+        assert code == 2 and "images failed" in err
+    reports = {name: (tmp_path / "o" / name).read_text().splitlines() for name in ("failed-0-of-2.txt",
+                                                                                  "failed-1-of-2.txt")}
+    assert not (tmp_path / "o" / "failed.txt").exists()
+    assert sorted(len(lines) for lines in reports.values()) == [22, 22]
+    assert len({line.split(":")[0] for lines in reports.values() for line in lines}) == 44
+
+
+def test_name_clashes_and_files_that_are_not_images_do_not_stop_a_collection(tmp_path, capsys):
+    root = tmp_path / "in"
+    root.mkdir()
+    Image.fromarray(_photo(0)).save(root / "coffee.gif")
+    Image.fromarray(_photo(0)).save(root / "coffee.bmp")
+    Image.fromarray(_photo(1)).save(root / "tea.png")
+    (root / "notes.txt").write_text("not an image")
+    (root / "readme.md").write_text("not an image")
+    code, stdout, err = run_cli("inference.py", [root, CAFFEMODEL, "--save_dir", tmp_path / "o"], capsys)
+    assert code == 2 and _segmented(stdout) == 1
+    assert "skipped 2 files that are not images: notes.txt, readme.md" in stdout
+    assert "2 of 3 images failed (2 x outputs would clash)" in err
+    assert os.listdir(tmp_path / "o") == ["tea.png"]

@@ -3,6 +3,10 @@
     python inference.py IMAGE MODEL_WEIGHTS [--save_dir ./output/]           # -> output/mask.png
     python inference.py photos/ MODEL_WEIGHTS --outputs mask,overlay          # -> output/<same tree>.png
 
+Files of the collection that cannot be taken (not regular files, names whose outputs clash) are failures
+of the summary; files that are not images are counted in it.  Sharded runs (``--shard K/N``) into one
+``--save_dir`` each write their own report of failures, ``failed-K-of-N.txt``.
+
 MODEL_WEIGHTS is any checkpoint form ``deeplab_lfov.model.weights.load_weights`` reads (a TensorFlow
 checkpoint prefix or directory, a .caffemodel, or the classic net_weights pickle).  The model is
 built once for the whole collection; see ``deeplab_lfov.deploy.collection``.
@@ -30,22 +34,32 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from ..core.errors import DeepLabError
     from ..core.files import check_writable
     from ..data.checks import raise_for_problems
-    from ..data.inputs import gather, shard
-    from ..deploy.collection import output_paths, segment
+    from ..data.inputs import collect, not_images_phrase, shard
+    from ..deploy.collection import output_clashes, output_paths, segment
     from ..evaluation.predict import predictor_for
     from ..model.weights import weights_record
 
-    items, single = gather(config.img_path)
-    total = len(items)
+    found = collect(config.img_path)
+    items, single, problems, not_images = found.items, found.single, list(found.problems), list(found.not_images)
+    if not single:  # over the whole collection, before sharding: shards never write one file twice
+        items, clashes = output_clashes(items, config.save_dir, config.outputs)
+        problems += clashes
+    total = len(items) + len(problems)
+    report = os.path.join(config.save_dir, "failed.txt")
     if config.shard:
-        items = shard(items, *parse_shard(config.shard))
+        k, n = parse_shard(config.shard)
+        items, problems, not_images = shard(items, k, n), problems[k::n], not_images[k::n]
+        report = os.path.join(config.save_dir, f"failed-{k}-of-{n}.txt")  # shards share --save_dir
     check_writable(config.save_dir, "--save_dir")
     predictor = predictor_for(config, config.model_weights, config.num_classes)  # --classes is checked against it below
     classes = config.classes_for(predictor.model.num_classes, weights_record(config.model_weights).get("classes"),
                                  config.model_weights)
     summary = segment(predictor, items, config.save_dir, outputs=config.outputs, single=single,
                       batch_size=config.batch_size, skip_existing=config.skip_existing, max_size=config.max_size,
-                      crf=crf, names=classes.names_for(predictor.model.num_classes), colors=classes.colors)
+                      max_pixels=config.max_pixels, crf=crf, names=classes.names_for(predictor.model.num_classes),
+                      colors=classes.colors)
+    summary.problems[:0] = problems
+    limit = f"{config.max_pixels / 1e6:g} MP"
     if single:
         if summary.problems:
             raise DeepLabError(summary.problems[0].message)
@@ -53,17 +67,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"Nothing to do: the outputs of {config.img_path} exist (--skip_existing)")
         else:
             written = output_paths(items[0], config.save_dir, config.outputs, single=True).values()
-            print(f"The output file has been saved to {', '.join(written)}")
+            note = f" (above {limit}: ran downscaled, --max_pixels)" if summary.downscaled else ""
+            print(f"The output file has been saved to {', '.join(written)}{note}")
         return 0
     rate = summary.done / max(summary.seconds, 1e-9)
-    part = f" (shard {config.shard}: {len(items):,} of {total:,})" if config.shard else ""
+    part = f" (shard {config.shard}: {len(items) + len(problems):,} of {total:,})" if config.shard else ""
+    extra = ""
+    if summary.downscaled:
+        extra += f"; {summary.downscaled:,} image{'s' if summary.downscaled != 1 else ''} above {limit} ran " \
+                 f"downscaled (--max_pixels)"
+    if not_images:
+        extra += f"; {not_images_phrase(not_images)}"
     if not summary.done and not summary.problems:
-        print(f"Nothing to do{part}: all {summary.skipped:,} images have their outputs in {config.save_dir}")
+        print(f"Nothing to do{part}: all {summary.skipped:,} images have their outputs in {config.save_dir}{extra}")
         return 0
     print(f"Segmented {summary.done:,} images{part} in {summary.seconds:.1f} s ({rate:.2f} images/s); "
-          f"{len(summary.problems):,} failed, {summary.skipped:,} skipped (outputs exist); outputs in "
+          f"{len(summary.problems):,} failed, {summary.skipped:,} skipped (outputs exist){extra}; outputs in "
           f"{config.save_dir}")
-    raise_for_problems(summary.problems, len(items), "images failed", os.path.join(config.save_dir, "failed.txt"))
+    raise_for_problems(summary.problems, len(items) + len(problems), "images failed", report)
     return 0
 
 

@@ -1,13 +1,18 @@
 """Segmenting collections: what ``inference.py`` does with a folder, a glob or a list of images.
 
-* ``output_paths``: outputs mirror the input tree of ``data.inputs.gather``:
+* ``output_paths``: outputs mirror the input tree of ``data.inputs.collect``:
   ``SAVE_DIR/<relative path>.png`` (masks), ``SAVE_DIR/overlay/...png``, ``SAVE_DIR/probs/...npy``.
   One image keeps the classic ``SAVE_DIR/mask.png`` (``overlay.png``, ``probs.npy``).
+* ``output_clashes``: masks live at the top of ``SAVE_DIR``, so an input sub-folder named ``overlay``
+  (or ``probs``) puts its masks beside the overlays.  Where two outputs would be written to one file
+  (the mask of ``overlay/a.jpg`` and the overlay of ``a.jpg``: ``SAVE_DIR/overlay/a.png``), both images
+  are reported (``outputs would clash``) and neither is written; the rest of the collection is.
+  Checked over the whole collection before it is sharded, so shards cannot overwrite each other.
 * ``segment`` builds nothing: it takes a ``Predictor``.  Images are decoded in background threads
   while the net runs, consecutive images of one size go through the net as one batch, large
-  images can run downscaled (``max_size``) with their probabilities upsampled back in row chunks,
-  and every output is written atomically.  A file that cannot be read or written is recorded and
-  the rest goes on.
+  images run downscaled (above ``max_pixels`` pixels or ``max_size`` on a side) with their
+  probabilities upsampled back in row chunks, and every output is written atomically.  A file that
+  cannot be read or written, or that the net runs out of memory on, is recorded and the rest goes on.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, NamedTuple, Optiona
 import numpy as np
 from PIL import Image
 
+from ..core._tf import tf
 from ..core.errors import DeepLabError
 from ..core.files import atomic_path
 from ..core.progress import Progress
@@ -30,7 +36,12 @@ from ..data.colormap import overlay, save_mask
 from ..data.images import read_image, save_png
 from ..data.inputs import Item
 
-__all__ = ["output_paths", "segment", "Summary", "upsample_rows", "float16_keeping_argmax"]
+__all__ = ["output_paths", "output_clashes", "segment", "Summary", "upsample_rows", "float16_keeping_argmax",
+           "DEFAULT_MAX_PIXELS"]
+
+# Images of more pixels run downscaled to this many (``--max_pixels``): the full-width LargeFOV needs about
+# 0.65 GB per million pixels (3.3 GB peak at 4 MP, measured), so a 9000 x 9000 scan cannot exhaust memory.
+DEFAULT_MAX_PIXELS = 4_000_000
 
 
 def output_paths(item: Item, save_dir: str, outputs: Sequence[str], single: bool) -> Dict[str, str]:
@@ -43,6 +54,29 @@ def output_paths(item: Item, save_dir: str, outputs: Sequence[str], single: bool
         folder = save_dir if kind == "mask" else os.path.join(save_dir, kind)
         out[kind] = os.path.join(folder, item.name + (".npy" if kind == "probs" else ".png"))
     return out
+
+
+def output_clashes(items: Sequence[Item], save_dir: str, outputs: Sequence[str]) -> Tuple[List[Item], List[Problem]]:
+    """(the items whose outputs no other output shares, a problem for each of the others); see the module
+    docstring."""
+    claims: Dict[str, List[Tuple[Item, str]]] = collections.defaultdict(list)
+    for item in items:
+        for kind, path in output_paths(item, save_dir, outputs, single=False).items():
+            claims[os.path.normpath(path)].append((item, kind))
+    problems, clashing = [], set()
+    for path, claimants in claims.items():
+        if len(claimants) < 2:
+            continue
+        for item, kind in claimants:
+            others = ", ".join(f"the {k} of {i.path}" for i, k in claimants if (i, k) != (item, kind))
+            if id(item) in clashing:
+                continue
+            clashing.add(id(item))
+            problems.append(Problem(item, f"{item.path}: its {kind} and {others} would both be written to {path} "
+                                          f"(an input folder named like an output kind puts its masks beside those "
+                                          f"outputs); rename the folder, or write the other outputs with another "
+                                          f"--save_dir", "outputs would clash"))
+    return [item for item in items if id(item) not in clashing], problems
 
 
 def upsample_rows(probs: np.ndarray, height: int, width: int, rows: int = 256) -> Iterator[Tuple[int, np.ndarray]]:
@@ -89,22 +123,25 @@ class Summary:
     skipped: int = 0
     problems: List[Problem] = dataclasses.field(default_factory=list)
     seconds: float = 0.0
+    downscaled: int = 0  # images above ``max_pixels`` that ran downscaled
 
 
 def segment(predictor, items: Sequence[Item], save_dir: str, *, outputs: Sequence[str] = ("mask",),
             single: bool = False, batch_size: int = 1, skip_existing: bool = False, max_size: Optional[int] = None,
-            crf: Optional[Callable] = None, names: Sequence[str] = (), colors: Optional[np.ndarray] = None,
-            workers: int = 2, progress: bool = True) -> Summary:
+            max_pixels: Optional[int] = DEFAULT_MAX_PIXELS, crf: Optional[Callable] = None, names: Sequence[str] = (),
+            colors: Optional[np.ndarray] = None, workers: int = 2, progress: bool = True) -> Summary:
     """Segment ``items`` with ``predictor`` and write their ``outputs``; see the module docstring.
 
-    The steps: the work left (``skip_existing``), images decoded ahead in ``workers`` threads, consecutive
-    images of one size batched, each batch run through the net, each image's outputs written.
+    The steps: the work left (``skip_existing``), images decoded ahead in ``workers`` threads (downscaled
+    above ``max_pixels`` pixels or ``max_size`` on a side; 0 or None: never), consecutive images of one
+    size batched, each batch run through the net, each image's outputs written.
     """
     summary = Summary()
     started = time.time()
     todo = _work_left(items, save_dir, outputs, single, skip_existing, summary)
     bar = Progress(len(todo), "segmented") if progress and not single and todo else None
-    decoded = _decoded_ahead(todo, max_size, workers, window=max(2 * batch_size, 4), summary=summary, bar=bar)
+    decoded = _decoded_ahead(todo, (max_size, max_pixels), workers, window=max(2 * batch_size, 4), summary=summary,
+                             bar=bar)
     for batch in _equal_size_batches(decoded, batch_size):
         _run_batch(predictor, batch, summary, bar, crf=crf, names=names, colors=colors)
     if bar:
@@ -119,7 +156,8 @@ class _Decoded(NamedTuple):
     item: Item
     paths: Dict[str, str]
     rgb: np.ndarray
-    small: np.ndarray  # ``rgb`` itself, or downscaled to ``max_size``
+    small: np.ndarray  # ``rgb`` itself, or downscaled to ``max_size`` / ``max_pixels``
+    over_limit: bool = False  # downscaled because it has more than ``max_pixels`` pixels
 
 
 def _work_left(items: Sequence[Item], save_dir: str, outputs: Sequence[str], single: bool, skip_existing: bool,
@@ -135,19 +173,27 @@ def _work_left(items: Sequence[Item], save_dir: str, outputs: Sequence[str], sin
     return todo
 
 
-def _decode(item: Item, max_size: Optional[int]) -> Tuple[np.ndarray, np.ndarray]:
-    """(the image, the image the net runs on: downscaled if its longer side exceeds ``max_size``)."""
+def _decode(item: Item, limits: Tuple[Optional[int], Optional[int]]) -> Tuple[np.ndarray, np.ndarray, bool]:
+    """(the image, the image the net runs on, whether it has more than ``max_pixels`` pixels): downscaled
+    (aspect ratio kept) if its longer side exceeds ``max_size`` or its pixels ``max_pixels``."""
+    max_size, max_pixels = limits
     rgb = read_image(item.path)
+    height, width = rgb.shape[:2]
+    scale = 1.0
+    if max_size and max(height, width) > max_size:
+        scale = max_size / max(height, width)
+    over = bool(max_pixels) and height * width > max_pixels
+    if over:
+        scale = min(scale, (max_pixels / (height * width)) ** 0.5)
     small = rgb
-    if max_size and max(rgb.shape[:2]) > max_size:
-        scale = max_size / max(rgb.shape[:2])
-        size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
+    if scale < 1.0:
+        size = (max(1, int(width * scale)), max(1, int(height * scale)))  # rounded down: within both limits
         small = np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR))
-    return rgb, small
+    return rgb, small, over
 
 
-def _decoded_ahead(todo: Sequence[Tuple[Item, Dict[str, str]]], max_size: Optional[int], workers: int, window: int,
-                   summary: Summary, bar: Optional[Progress]) -> Iterator[_Decoded]:
+def _decoded_ahead(todo: Sequence[Tuple[Item, Dict[str, str]]], limits: Tuple[Optional[int], Optional[int]],
+                   workers: int, window: int, summary: Summary, bar: Optional[Progress]) -> Iterator[_Decoded]:
     """The images of ``todo`` in order, decoded up to ``window`` ahead in background threads; one that
     cannot be read is recorded in ``summary`` and passed over."""
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
@@ -158,18 +204,18 @@ def _decoded_ahead(todo: Sequence[Tuple[Item, Dict[str, str]]], max_size: Option
                 nxt = next(queue, None)
                 if nxt is None:
                     break
-                pending.append((nxt, pool.submit(_decode, nxt[0], max_size)))
+                pending.append((nxt, pool.submit(_decode, nxt[0], limits)))
             if not pending:
                 return
             (item, paths), future = pending.popleft()
             try:
-                rgb, small = future.result()
-            except DeepLabError as e:
+                rgb, small, over = future.result()
+            except (DeepLabError, MemoryError) as e:
                 _record_failure(summary, item, e)
                 if bar:
                     bar.update()
                 continue
-            yield _Decoded(item, paths, rgb, small)
+            yield _Decoded(item, paths, rgb, small, over)
 
 
 def _equal_size_batches(decoded: Iterable[_Decoded], batch_size: int) -> Iterator[List[_Decoded]]:
@@ -186,9 +232,25 @@ def _equal_size_batches(decoded: Iterable[_Decoded], batch_size: int) -> Iterato
 
 def _run_batch(predictor, batch: Sequence[_Decoded], summary: Summary, bar: Optional[Progress], *,
                crf: Optional[Callable], names: Sequence[str], colors: Optional[np.ndarray]) -> None:
-    """One batch through the net, then every image's outputs; failures are recorded per image."""
+    """One batch through the net, then every image's outputs; failures are recorded per image.
+
+    A batch the net runs out of memory on is run again one image at a time, so an image fails alone.
+    """
     try:
         all_probs = predictor.probabilities_batch([one.small for one in batch])
+    except (tf.errors.ResourceExhaustedError, MemoryError) as e:
+        if len(batch) > 1:
+            for one in batch:
+                _run_batch(predictor, [one], summary, bar, crf=crf, names=names, colors=colors)
+            return
+        one = batch[0]
+        height, width = one.small.shape[:2]
+        _record_failure(summary, one.item, DeepLabError(
+            f"{one.item.path}: out of memory running the net on {width}x{height} pixels ({_first_line(e)}); pass a "
+            f"smaller --max_pixels (or --max_size) to run large images downscaled", "out of memory"))
+        if bar:
+            bar.update()
+        return
     except DeepLabError as e:
         for one in batch:
             _record_failure(summary, one.item, e)
@@ -197,10 +259,21 @@ def _run_batch(predictor, batch: Sequence[_Decoded], summary: Summary, bar: Opti
         try:
             _write_outputs(one, probs, crf=crf, names=names, colors=colors)
             summary.done += 1
+            summary.downscaled += one.over_limit
         except (DeepLabError, OSError) as e:
             _record_failure(summary, one.item, e)
+        except MemoryError:
+            height, width = one.rgb.shape[:2]
+            _record_failure(summary, one.item, DeepLabError(
+                f"{one.item.path}: out of memory writing the outputs of {width}x{height} pixels (--outputs probs "
+                f"holds every class's probability at full size)", "out of memory"))
     if bar:
         bar.update(len(batch))
+
+
+def _first_line(error: Exception) -> str:
+    lines = str(getattr(error, "message", "") or error or type(error).__name__).strip().splitlines()
+    return lines[0][:200] if lines else type(error).__name__
 
 
 def _write_outputs(one: _Decoded, probs: np.ndarray, *, crf: Optional[Callable], names: Sequence[str],

@@ -175,6 +175,11 @@ class InferConfig(ModelConfig, TestTimeConfig, CRFConfig, ClassesConfig):
     max_size: Optional[int] = setting(None, "run images whose longer side exceeds this many pixels downscaled, "
                                             "and upsample their probabilities back", parse=int,
                                       check=optional_positive, group="collections")
+    max_pixels: int = setting(4_000_000, "run images of more pixels than this downscaled to this many (aspect ratio "
+                                         "kept), and upsample their probabilities back: a 9000x9000 scan never "
+                                         "exhausts memory (the full-width LargeFOV needs about 0.65 GB per million "
+                                         "pixels); the summary counts them; 0 = never", check=non_negative,
+                              group="collections")
 
     def __post_init__(self):
         self.outputs = tuple(self.outputs)
