@@ -33,7 +33,7 @@ from ..core.files import atomic_path
 from ..core.progress import Progress
 from ..data.checks import Problem
 from ..data.colormap import overlay, save_mask
-from ..data.images import read_image, save_png
+from ..data.images import header_size, read_image, save_png
 from ..data.inputs import Item
 
 __all__ = ["output_paths", "output_clashes", "segment", "Summary", "upsample_rows", "float16_keeping_argmax",
@@ -42,6 +42,11 @@ __all__ = ["output_paths", "output_clashes", "segment", "Summary", "upsample_row
 # Images of more pixels run downscaled to this many (``--max_pixels``): the full-width LargeFOV needs about
 # 0.65 GB per million pixels (3.3 GB peak at 4 MP, measured), so a 9000 x 9000 scan cannot exhaust memory.
 DEFAULT_MAX_PIXELS = 4_000_000
+# Images decoded ahead of the net hold at most about this many pixels together (one image at least), and
+# full-size probabilities are upsampled in row blocks of about ``BLOCK_BYTES``: a folder of 81 MP scans needs
+# the memory of one or two of them, not of ``window``.
+DECODE_AHEAD_PIXELS = 64_000_000
+BLOCK_BYTES = 32 << 20
 
 
 def output_paths(item: Item, save_dir: str, outputs: Sequence[str], single: bool) -> Dict[str, str]:
@@ -192,6 +197,20 @@ def _decode(item: Item, limits: Tuple[Optional[int], Optional[int]]) -> Tuple[np
     return rgb, small, over
 
 
+def _declared_pixels(item: Item) -> int:
+    """The pixels ``item``'s header declares (0 if it cannot be read: decoding it will say why)."""
+    try:
+        width, height = header_size(item.path)
+    except DeepLabError:
+        return 0
+    return width * height
+
+
+def _rows(width: int, channels: int) -> int:
+    """Rows of an upsampled block of about ``BLOCK_BYTES``."""
+    return max(8, BLOCK_BYTES // max(1, width * channels * 4))
+
+
 def _decoded_ahead(todo: Sequence[Tuple[Item, Dict[str, str]]], limits: Tuple[Optional[int], Optional[int]],
                    workers: int, window: int, summary: Summary, bar: Optional[Progress]) -> Iterator[_Decoded]:
     """The images of ``todo`` in order, decoded up to ``window`` ahead in background threads; one that
@@ -199,15 +218,19 @@ def _decoded_ahead(todo: Sequence[Tuple[Item, Dict[str, str]]], limits: Tuple[Op
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         pending: collections.deque = collections.deque()
         queue = iter(todo)
+        ahead = 0  # pixels the pending images declare
         while True:
-            while len(pending) < window:
+            while len(pending) < window and (not pending or ahead < DECODE_AHEAD_PIXELS):
                 nxt = next(queue, None)
                 if nxt is None:
                     break
-                pending.append((nxt, pool.submit(_decode, nxt[0], limits)))
+                pixels = _declared_pixels(nxt[0])
+                ahead += pixels
+                pending.append((nxt, pixels, pool.submit(_decode, nxt[0], limits)))
             if not pending:
                 return
-            (item, paths), future = pending.popleft()
+            (item, paths), pixels, future = pending.popleft()
+            ahead -= pixels
             try:
                 rgb, small, over = future.result()
             except (DeepLabError, MemoryError) as e:
@@ -286,7 +309,7 @@ def _write_outputs(one: _Decoded, probs: np.ndarray, *, crf: Optional[Callable],
         full = None
         if crf is not None or "probs" in paths:
             full = np.empty((height, width, probs.shape[-1]), np.float32)
-            for start, block in upsample_rows(probs, height, width):
+            for start, block in upsample_rows(probs, height, width, _rows(width, probs.shape[-1])):
                 full[start:start + len(block)] = block
     if crf is not None:
         full = crf(rgb, full)
@@ -294,7 +317,7 @@ def _write_outputs(one: _Decoded, probs: np.ndarray, *, crf: Optional[Callable],
         labels = np.argmax(full, axis=-1).astype(np.uint8)
     else:  # only the mask of a large image: row blocks, never the full probabilities
         labels = np.empty((height, width), np.uint8)
-        for start, block in upsample_rows(probs, height, width):
+        for start, block in upsample_rows(probs, height, width, _rows(width, probs.shape[-1])):
             labels[start:start + len(block)] = np.argmax(block, axis=-1)
     if "mask" in paths:
         save_mask(paths["mask"], labels, colors)
