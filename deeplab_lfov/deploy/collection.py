@@ -184,15 +184,15 @@ def _decode(item: Item, limits: Tuple[Optional[int], Optional[int]]) -> Tuple[np
     max_size, max_pixels = limits
     rgb = read_image(item.path)
     height, width = rgb.shape[:2]
-    scale = 1.0
+    scale, rounding = 1.0, round
     if max_size and max(height, width) > max_size:
         scale = max_size / max(height, width)
     over = bool(max_pixels) and height * width > max_pixels
-    if over:
-        scale = min(scale, (max_pixels / (height * width)) ** 0.5)
+    if over and (max_pixels / (height * width)) ** 0.5 < scale:
+        scale, rounding = (max_pixels / (height * width)) ** 0.5, int  # rounded down: within the limit
     small = rgb
     if scale < 1.0:
-        size = (max(1, int(width * scale)), max(1, int(height * scale)))  # rounded down: within both limits
+        size = (max(1, rounding(width * scale)), max(1, rounding(height * scale)))
         small = np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR))
     return rgb, small, over
 
