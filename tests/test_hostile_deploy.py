@@ -1,5 +1,5 @@
-"""Deployment under hostile and unlucky conditions: a decompression bomb sent to the served model, a full
-disk during an export, exports killed half-way, two exports at once."""
+"""Deployment under hostile and unlucky conditions: a decompression bomb and fuzzed encoded images sent to the
+served model, a full disk during an export, exports killed half-way, two exports at once."""
 
 import hashlib
 import os
@@ -28,9 +28,10 @@ def png_bomb(width: int, height: int) -> bytes:
             + chunk(b"IDAT", data) + chunk(b"IEND", b""))
 
 
-# A model server's process: TensorFlow alone, 3 GB of address space.
+# A model server's process: TensorFlow alone, 3 GB of address space.  It answers a normal request, the bomb, a
+# batch over the limit, then every fuzzed encoded image of a folder, then the normal request again.
 SERVER = r"""
-import io, resource, sys
+import io, os, resource, sys
 resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
 import numpy as np, tensorflow as tf
 loaded = tf.saved_model.load(sys.argv[1])
@@ -46,26 +47,78 @@ for name, call in (("bomb", lambda: encoded(image_bytes=tf.constant([open(sys.ar
         print(name, "ACCEPTED", flush=True)
     except tf.errors.InvalidArgumentError as e:
         print(name, "refused:", " ".join(e.message.split())[:400], flush=True)
+answers = {"answered": 0, "refused": 0}
+for case in sorted(os.listdir(sys.argv[3])):
+    data = open(os.path.join(sys.argv[3], case), "rb").read()
+    try:
+        png = encoded(image_bytes=tf.constant([data]))["labels_png_bytes"][0]
+        tf.io.decode_png(png)
+        answers["answered"] += 1
+    except tf.errors.InvalidArgumentError:
+        answers["refused"] += 1
+    except Exception as e:
+        print("fuzz", case, type(e).__name__, " ".join(str(e).split())[:300], flush=True)
+print("answers", answers["answered"], answers["refused"], flush=True)
 print("after", labels_shape(), flush=True)
 """
 
 
+def encoded_cases(folder, n: int, seed: int = 0) -> None:
+    """``n`` encoded images for ``segment_encoded``: tests/fuzz.py's image seeds and mutations (flipped,
+    truncated, inserted bytes, PNG headers declaring huge sizes), and JPEG and BMP headers declaring huge sizes."""
+    import io
+    import random
+
+    import numpy as np
+    from fuzz import _image_case
+    from PIL import Image
+    rng = random.Random(seed)
+    os.makedirs(folder, exist_ok=True)
+    for i in range(n):
+        kind = rng.randrange(6)
+        if kind == 0:  # a JPEG or BMP whose header declares up to 60000 x 60000
+            rgb = np.random.RandomState(i).randint(0, 255, (rng.randrange(1, 40), rng.randrange(1, 40), 3), np.uint8)
+            out = io.BytesIO()
+            fmt = rng.choice(["JPEG", "BMP"])
+            Image.fromarray(rgb).save(out, format=fmt)
+            data = bytearray(out.getvalue())
+            side = rng.choice([9000, 20000, 60000, 65535])
+            if fmt == "JPEG":
+                at = data.index(b"\xff\xc0") + 5  # SOF0: precision, then height and width
+                data[at:at + 4] = struct.pack(">HH", side, side)
+            else:
+                data[18:26] = struct.pack("<ii", side, rng.choice([side, -side]))
+            data = bytes(data)
+        else:
+            data = _image_case(rng, "images")
+        with open(os.path.join(folder, f"{i:05d}"), "wb") as f:
+            f.write(data)
+
+
 def test_a_decompression_bomb_sent_to_the_saved_model_is_refused_and_the_server_keeps_serving(tmp_path, capsys):
+    """Also the fuzz harness of encoded images (DEEPLAB_FUZZ_N cases, 25 by default; 2000 is the full size): each
+    is answered or refused with InvalidArgument, in a server process capped at 3 GB that keeps serving."""
     code, out, err = run_cli("util/export_model.py", [CAFFEMODEL, "--output_dir", tmp_path / "export", "--formats",
                                                       "saved_model"], capsys)  # the default --max_pixels: 25 MP
     assert code == 0, err
     bomb = tmp_path / "bomb.png"
     bomb.write_bytes(png_bomb(10000, 10000))
     assert bomb.stat().st_size < 13_000  # 12 KB that decode to 100 MP (300 MB as RGB, 1.2 GB as float)
+    n = int(os.environ.get("DEEPLAB_FUZZ_N", 25))
+    encoded_cases(tmp_path / "fuzz", n, seed=int(os.environ.get("DEEPLAB_FUZZ_SEED", 0)))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, "-c", SERVER, str(tmp_path / "export" / "saved_model"), str(bomb)],
-                          cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-c", SERVER, str(tmp_path / "export" / "saved_model"), str(bomb),
+                           str(tmp_path / "fuzz")], cwd=str(tmp_path), env=env, capture_output=True, text=True,
+                          timeout=300 + 2 * n)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    assert not [line for line in proc.stdout.splitlines() if line.startswith("fuzz ")], proc.stdout
     lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines())
     assert lines["before"] == lines["after"] == "(45, 61, 1)"  # the same process still serves
     for name in ("bomb", "batch"):
         assert lines[name].startswith("refused:"), lines[name]
         assert "more than 25,000,000 pixels" in lines[name] and "--max_pixels" in lines[name]
+    answered, refused = map(int, lines["answers"].split())
+    assert answered + refused == n and answered and refused
 
 
 def _hashes(directory):
@@ -185,3 +238,6 @@ def test_republishing_the_saved_model_never_leaves_the_serving_path_empty(tmp_pa
     assert code == 0, err
     assert seen and all(seen)  # the old version was there until the new one took its place
     assert (served / "saved_model.pb").read_bytes() != b"the version being served"
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert os.stat(served).st_mode & 0o777 == 0o777 & ~umask  # the usual permissions, not a staging folder's
