@@ -262,9 +262,6 @@ def test_tolerance_maps_jpeg_masks_to_the_nearest_class_and_counts_the_rest(tmp_
         assert (np.asarray(Image.open(root / "labels" / f"{name}.png")) == 255).sum() == unmatched and total == 64 * 80
 
 
-@pytest.mark.skipif("tolerance" not in {f.name for f in __import__("dataclasses").fields(
-    __import__("deeplab_lfov.settings", fromlist=["ConvertLabelsConfig"]).ConvertLabelsConfig)},
-    reason="--tolerance is not a ConvertLabelsConfig setting yet")
 def test_convert_labels_tolerance_flag(tmp_path, capsys):
     root, truth = _jpeg_masks(tmp_path / "data")
     code, out, err = run_cli("util/convert_labels.py", [root / "masks", "--output_dir", root / "labels", "--classes",

@@ -82,7 +82,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from ..data.inputs import not_images_phrase
     from ..data.statistics import label_statistics
 
-    tolerance = getattr(config, "tolerance", 0.0) or 0.0  # --tolerance, once ConvertLabelsConfig has the setting
+    tolerance = config.tolerance
     sources, problems, not_images = find_labels(config.input, config.data_dir)
     if config.classes:
         classes = read_classes(config.classes)

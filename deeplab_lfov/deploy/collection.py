@@ -314,9 +314,9 @@ def _write_outputs(one: _Decoded, probs: np.ndarray, *, crf: Optional[Callable],
     if crf is not None:
         full = crf(rgb, full)
     if full is not None:
-        labels = np.argmax(full, axis=-1).astype(np.uint8)
+        labels = np.argmax(full, axis=-1).astype(np.uint8 if full.shape[-1] <= 256 else np.uint16)
     else:  # only the mask of a large image: row blocks, never the full probabilities
-        labels = np.empty((height, width), np.uint8)
+        labels = np.empty((height, width), np.uint8 if probs.shape[-1] <= 256 else np.uint16)
         for start, block in upsample_rows(probs, height, width, _rows(width, probs.shape[-1])):
             labels[start:start + len(block)] = np.argmax(block, axis=-1)
     if "mask" in paths:

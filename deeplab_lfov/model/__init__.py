@@ -18,18 +18,26 @@ The family follows keras-hub's split by role:
 """
 
 from .deeplab_layers import FrozenBatchNorm, table_shapes
-from .deeplab_presets import (MAX_NET_VALUES, MODELS, Preset, build_net, describe_weights, from_tf1_names, net_tables,
-                              variable_shapes)
+from .deeplab_presets import (
+                              MAX_NET_VALUES,
+                              MODELS,
+                              Preset,
+                              build_net,
+                              describe_weights,
+                              from_tf1_names,
+                              net_tables,
+                              variable_shapes,
+)
 from .deeplab_segmenter import MSC, DeepLab, conv_flops
 from .largefov import DeepLabLargeFOV, Layer, conv_layers, layer_table, logits_size
 from .ops import (
-                  atrous_conv2d,
-                  caffe_avg_pool,
-                  caffe_max_pool,
-                  caffe_pool_output_size,
-                  compute_dtype_for,
-                  interp_bilinear,
-                  native_atrous_gradients,
+                              atrous_conv2d,
+                              caffe_avg_pool,
+                              caffe_max_pool,
+                              caffe_pool_output_size,
+                              compute_dtype_for,
+                              interp_bilinear,
+                              native_atrous_gradients,
 )
 
 __all__ = ["DeepLabLargeFOV", "Layer", "layer_table", "conv_layers", "logits_size", "conv_flops", "compute_dtype_for",

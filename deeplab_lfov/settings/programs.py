@@ -269,6 +269,10 @@ class ConvertLabelsConfig(ClassesConfig):
     output_dir: str = setting("", "where the index PNGs go (required)", check=required)
     data_dir: str = setting("", "prefix of the paths of a list file")
     binary: bool = setting(False, "0/255 or 0/1 masks -> background (0) / foreground (1)")
+    tolerance: float = setting(0.0, "for JPEG-compressed masks: each pixel takes the class of the nearest --classes "
+                                    "colour within this distance (Euclidean, RGB 0..255; with --binary: of 0 or 255), "
+                                    "the others --ignore_label, counted per file (0: exact colours only)",
+                               check=non_negative)
     num_classes: Optional[int] = setting(None, "classes (default: the --classes file's count; 2 with --binary; "
                                                "else 21)", parse=int, check=optional_positive)
     ignore_label: int = setting(IGNORE_LABEL, "label value of unlabelled pixels", check=label_value)
