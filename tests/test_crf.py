@@ -193,3 +193,36 @@ def test_evaluate_overlaps_the_tf_crf_with_the_net_and_scores_as_if_sequential(t
         rgb, label = load_pair(entry, 21, 255)
         sequential += confusion_matrix(label, crf_labels(rgb, predictor.probabilities(rgb)), 21, 255)
     np.testing.assert_array_equal(overlapped, sequential)
+
+
+def test_crf_refine_reports_each_bad_probabilities_file_and_refines_the_rest(tmp_path, capsys):
+    """Issue 18: a zero-byte .npy, an .npz renamed .npy, a structured dtype, a header declaring a huge
+    shape, NaN probabilities and a FIFO each become one reported problem; the good file is refined."""
+    from PIL import Image
+    rgb, probs, truth = _two_regions()
+    (tmp_path / "images").mkdir()
+    (tmp_path / "probs").mkdir()
+    bad = {"empty": None, "npz": None, "structured": None, "huge": None, "nan": None, "fifo": None}
+    for name in ["good"] + list(bad):
+        Image.fromarray(rgb).save(tmp_path / "images" / f"{name}.png")
+    np.save(tmp_path / "probs" / "good.npy", probs.astype(np.float16))
+    (tmp_path / "probs" / "empty.npy").write_bytes(b"")
+    np.savez(tmp_path / "probs" / "npz.npz", p=probs)
+    os.replace(tmp_path / "probs" / "npz.npz", tmp_path / "probs" / "npz.npy")
+    np.save(tmp_path / "probs" / "structured.npy", np.zeros(probs.shape[:2], dtype=[("a", "f4"), ("b", "f4")]))
+    header = np.lib.format.header_data_from_array_1_0(np.zeros((1, 1, 2), np.float32))
+    header["shape"] = (200000, 200000, 2)  # 320 GB declared, 0 bytes stored
+    with open(tmp_path / "probs" / "huge.npy", "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+    nan = probs.astype(np.float32)
+    nan[0, 0] = np.nan
+    np.save(tmp_path / "probs" / "nan.npy", nan)
+    os.mkfifo(tmp_path / "probs" / "fifo.npy")
+    code, out, err = run_cli("util/crf_refine.py", [tmp_path / "probs", "--image_dir", tmp_path / "images",
+                                                    "--output_dir", tmp_path / "out", "--num_classes", "2"], capsys)
+    assert code == 2 and "Refined 1 of 7" in out and "6 of 7 inputs failed" in err
+    for name, needle in (("empty", "empty"), ("npz", "not a .npy"), ("structured", "structured"),
+                         ("huge", "declares"), ("nan", "NaN"), ("fifo", "not a regular file")):
+        assert f"{name}.npy: " in err and needle in err, (name, err)
+    refined = np.asarray(Image.open(tmp_path / "out" / "good.png"))
+    assert np.mean(refined == truth) > 0.9

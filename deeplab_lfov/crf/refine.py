@@ -17,7 +17,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..core.errors import DeepLabError
-from ..data.images import read_image, read_label
+from ..data.images import MAX_IMAGE_PIXELS, read_image, read_label
 from ..data.inputs import IMAGE_EXTENSIONS
 from .dense import make_crf
 from .params import CRFParams
@@ -59,6 +59,49 @@ def refine_sources(input_dir: str, image_dir: str, output_dir: str) -> List[Tupl
 _worker: Optional[tuple] = None
 
 
+def read_probabilities(path: str, num_classes: int, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """(H, W, num_classes) float32 probabilities from a ``.npy`` file (``inference.py --outputs probs``).
+
+    The file is untrusted: it must be a regular file (a FIFO is never opened for a blocking read), its
+    header is read and checked first (a float array of the right shape, at most ``max_pixels`` pixels,
+    whose declared size the file holds), and only then is the data read; NaN or Inf values are refused.
+    """
+    from ..data.reading import open_regular
+    with open_regular(path, "probabilities") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            raise DeepLabError(f"{path}: the file is empty, not probabilities (.npy)", "cannot read input")
+        try:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise ValueError(f"unsupported .npy version {version}")
+        except (ValueError, EOFError, SyntaxError, TypeError) as e:
+            raise DeepLabError(f"{path}: not a .npy array file ({e})", "cannot read input") from None
+        if dtype.fields is not None or dtype.kind == "V":
+            raise DeepLabError(f"{path}: holds structured values ({dtype}), not probabilities", "wrong type")
+        if dtype.kind != "f":
+            raise DeepLabError(f"{path}: holds {dtype} values, not floating-point probabilities", "wrong type")
+        if len(shape) != 3 or shape[-1] != num_classes:
+            raise DeepLabError(f"{path}: probabilities of shape {shape}, expected (H, W, {num_classes})", "wrong shape")
+        if shape[0] * shape[1] > max_pixels:
+            raise DeepLabError(f"{path}: declares {shape[0]}x{shape[1]} pixels, more than {max_pixels:,}",
+                               "too large")
+        needed = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if size - f.tell() < needed:
+            raise DeepLabError(f"{path}: declares {shape} ({needed:,} bytes) but holds {size - f.tell():,}: "
+                               f"truncated or corrupt", "cannot read input")
+        f.seek(0)
+        probs = np.lib.format.read_array(f, allow_pickle=False).astype(np.float32)
+    if not np.all(np.isfinite(probs)):
+        raise DeepLabError(f"{path}: holds NaN or Inf probabilities ({int(np.sum(~np.isfinite(probs))):,} values)",
+                           "not finite")
+    return probs
+
+
 def init_worker(params: CRFParams, num_classes: int, gt_prob: float, ignore_label: int,
                 colors: Optional[np.ndarray], backend: str = "pydensecrf") -> None:
     """Process-pool initializer (and the in-process set-up): the CRF and the settings, once."""
@@ -76,13 +119,7 @@ def refine_one(source: Tuple[str, Optional[str], str]) -> Optional[Tuple[str, st
             raise DeepLabError(f"{path}: no image with this name in --image_dir", "image not found")
         rgb = read_image(image_path)
         if path.lower().endswith(".npy"):
-            try:
-                probs = np.load(path).astype(np.float32)
-            except (OSError, ValueError) as e:
-                raise DeepLabError(f"{path}: cannot read probabilities ({e})", "cannot read input") from None
-            if probs.ndim != 3 or probs.shape[-1] != num_classes:
-                raise DeepLabError(f"{path}: probabilities of shape {probs.shape}, expected (H, W, {num_classes})",
-                                   "wrong shape")
+            probs = read_probabilities(path, num_classes)
             probs = np.clip(probs, 0, None)
             probs /= np.maximum(probs.sum(-1, keepdims=True), 1e-12)
         else:
