@@ -95,8 +95,9 @@ def test_multi_worker_training_writes_only_from_the_chief_and_resumes(tmp_path):
     files = sorted(os.listdir(snap))
     assert [f for f in files if f.endswith(".index")] == ["model.ckpt-0.index", "model.ckpt-2.index",
                                                           "model.ckpt-3.index"]
-    assert set(files) - {"checkpoint", "logs", ".lock", "run.json"} - {f for f in files if f.startswith("model.ckpt-")} \
-        == set()
+    assert set(files) - {"checkpoint", "logs", ".lock", "run.json", "classes.json"} - {
+        f for f in files if f.startswith("model.ckpt-")} == set()
+    assert json.loads((snap / "classes.json").read_text())["names"][1] == "aeroplane"  # written by the chief
     assert json.loads((snap / "run.json").read_text())["settings"]["strategy"] == "multi_worker"
     assert os.listdir(tmp_path / "img0") and not os.path.exists(tmp_path / "img1")  # figures: chief only
 
