@@ -61,7 +61,7 @@ def test_train_py_with_500_broken_entries_prints_a_summary_and_the_report_path(t
                                           "--save_dir", tmp_path / "img", "--num_steps", "1"], capsys)
     assert code == 2
     report = snap / "data_problems.txt"
-    assert str(report) in out
+    assert str(report) in err  # the problem lines and where the full list is: on stderr, as every error
     _check_summary(out + err, 500, report)
     assert "500 of 502 entries" in err and "--skip_bad" in err
 
@@ -76,7 +76,7 @@ def test_check_data_and_evaluate_summarise_the_same_way(tmp_path, capsys):
     code, out, err = run_cli("evaluate.py", ["--data_dir", tmp_path, "--data_list", list_path, "--restore_from",
                                              tmp_path / "unused.ckpt", "--save_dir", ""], capsys)
     assert code == 2
-    _check_summary(out + err, 300, re.search(r"all 300 in (\S+)", out).group(1))
+    _check_summary(out + err, 300, re.search(r"all 300 in (\S+)", err).group(1))
 
 
 def test_check_writable_leaves_nothing_behind(tmp_path):
@@ -106,7 +106,7 @@ def broken_list(tmp_path):
 def test_five_defects_give_five_lines_and_exit_2(broken_list, capsys):
     root, list_path = broken_list
     code, out, err = run_cli("train.py", train_args(root, list_path), capsys)
-    reported = [line for line in out.splitlines() if line.startswith("error: ")]
+    reported = [line for line in err.splitlines() if line.startswith("error: ") and ":" in line[7:]]
     assert code == 2 and len(reported) == 5, out
     expect = {7: "missing.jpg: image not found", 8: "corrupt.jpg: cannot decode image",
               9: "rgb.png: label is an RGB colour image",

@@ -124,7 +124,9 @@ def usable_entries(entries: List[Entry], data_dir: str, num_classes: int, ignore
     if not problems:
         return entries
     list_path = entries[0].list_path
-    phrase = report_problems(problems, log, prefix="skipped" if skip_bad else "error",
+    # error lines go to stderr, as every program's errors do; skipped entries are progress, on the log
+    report = log if skip_bad else (lambda line: print(line, file=sys.stderr, flush=True))
+    phrase = report_problems(problems, report, prefix="skipped" if skip_bad else "error",
                              report_path=report_path or default_report_path(list_path))
     if not skip_bad:
         raise DeepLabError(f"{len(problems):,} of {len(entries):,} entries of {list_path} are unusable ({phrase}; "

@@ -392,7 +392,7 @@ def resolve_model(shapes: Mapping[str, Tuple[int, ...]], *, model: Optional[str]
         raise DeepLabError(f"{source}: these weights are {recorded} (their record), not --model {model}")
     name = model or recorded or guess
     if family(name) != family(guess):
-        raise DeepLabError(f"{source}: these weights hold a {guess} net ({MODELS[guess].description}), not "
+        raise DeepLabError(f"{source}: these weights hold the {guess} net ({MODELS[guess].description}), not "
                            f"--model {name}")
     if msc is None:
         msc = bool(record["msc"]) if "msc" in record and name == recorded else MODELS[name].msc

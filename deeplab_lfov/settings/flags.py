@@ -123,6 +123,16 @@ def shard_spec(value) -> Optional[str]:
     return None
 
 
+class _OneLineErrors(argparse.ArgumentParser):
+    """argparse with the project's error contract: a bad flag is one ``error:`` line and exit code 2
+    (argparse prints its whole usage first), pointing to ``--help``."""
+
+    def error(self, message: str):
+        import sys
+        print(f"error: {self.prog}: {' '.join(message.split())} (see {self.prog} --help)", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
 @dataclasses.dataclass
 class Config:
     """Base of every program's settings: validation at construction, argparse in and out."""
@@ -205,7 +215,7 @@ class Config:
     @classmethod
     def parser(cls, description: str) -> argparse.ArgumentParser:
         # allow_abbrev=False: a mistyped flag (--output for --outputs) is an error, not silently another flag
-        return cls.add_arguments(argparse.ArgumentParser(description=description, allow_abbrev=False))
+        return cls.add_arguments(_OneLineErrors(description=description, allow_abbrev=False))
 
     @classmethod
     def from_args(cls, args: argparse.Namespace):

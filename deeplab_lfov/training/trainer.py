@@ -284,6 +284,11 @@ def _initial_model(config: TrainConfig, resume_from: Optional[str], log):
     if not config.weights:
         log("No --restore_from: training from a random initialisation. For DeepLab's results start from "
             "the converted init.caffemodel (see README).")
+    if (config.model or DEFAULT_MODEL) == "resnet101":
+        log("Note: ResNet-101's batch norms are frozen, as DeepLab-v2 trains it; from random weights they "
+            "normalise nothing and the activations grow through its 33 residual blocks (losses of millions, "
+            "then NaN). Start it from the released init.caffemodel (--restore_from init.caffemodel "
+            "--not_restore_last).")
     return build_net(config.model or DEFAULT_MODEL, config.num_classes, width_multiplier=config.width_multiplier,
                      msc=config.msc, **net_kwargs)
 
