@@ -115,6 +115,7 @@ def test_validation_logs_mean_iou_to_tensorboard_and_keeps_the_best(data):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.slow  # > ~8 s on 2 cores; make test and CI run it
 def test_sigterm_or_sigint_writes_a_snapshot_at_the_current_step(tmp_path, sig):
     list_path = make_dataset(str(tmp_path), 2)
     args = train_args(tmp_path, list_path, **{"--num_steps": "100000", "--save_pred_every": "100000",

@@ -130,6 +130,7 @@ def test_evaluate_and_inference_crf_need_no_compiled_package(trained_slim, tmp_p
     assert code == 0 and os.path.exists(tmp_path / "mask.png"), err
 
 
+@pytest.mark.slow  # > ~8 s on 2 cores; make test and CI run it
 def test_the_exported_saved_model_with_crf_gives_the_in_process_crf_labels(trained_slim, tmp_path, capsys):
     from deeplab_lfov.data.images import read_image
     from deeplab_lfov.evaluation.predict import Predictor

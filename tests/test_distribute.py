@@ -57,6 +57,7 @@ def _check(result):
     assert result["loss"] == pytest.approx(result["ref_loss"], rel=1e-5)
 
 
+@pytest.mark.slow  # > ~8 s on 2 cores; make test and CI run it
 def test_mirrored_two_cpus_equals_one_device(tmp_path):
     out = tmp_path / "mirrored.json"
     proc = subprocess.run([sys.executable, HELPER, "mirrored", str(out)], cwd=ROOT, capture_output=True,
@@ -65,6 +66,7 @@ def test_mirrored_two_cpus_equals_one_device(tmp_path):
     _check(json.loads(out.read_text()))
 
 
+@pytest.mark.slow  # > ~8 s on 2 cores; make test and CI run it
 def test_mirrored_two_cpus_with_iter_size_2_equals_one_device(tmp_path):
     out = tmp_path / "mirrored_iter.json"
     proc = subprocess.run([sys.executable, HELPER, "mirrored_iter_size", str(out)], cwd=ROOT, capture_output=True,
@@ -73,6 +75,7 @@ def test_mirrored_two_cpus_with_iter_size_2_equals_one_device(tmp_path):
     _check(json.loads(out.read_text()))
 
 
+@pytest.mark.slow  # > ~8 s on 2 cores; make test and CI run it
 def test_multi_worker_two_processes_equals_one_device(tmp_path):
     out = tmp_path / "mw.json"
     _run_workers(lambda i: [HELPER, "multi_worker", str(out)])

@@ -51,6 +51,7 @@ json.dump(result, open(out, "w"))
 
 
 @pytest.mark.parametrize("extra", [[], ["--pad_to", "513"]])
+@pytest.mark.slow  # > ~8 s on 2 cores; make test and CI run it
 def test_saved_model_serves_the_evaluated_labels_without_this_project(tmp_path, capsys, extra):
     code, out, err = run_cli("util/export_model.py", [CAFFEMODEL, "--output_dir", tmp_path / "export", "--formats",
                                                       "saved_model"] + extra, capsys)
@@ -74,6 +75,7 @@ def test_saved_model_serves_the_evaluated_labels_without_this_project(tmp_path, 
         assert served[path]["probs_shape"] == [1, *expected.shape, 21]
 
 
+@pytest.mark.slow  # > ~8 s on 2 cores; make test and CI run it
 def test_tflite_files_meet_their_agreement_thresholds(tmp_path, capsys, trained_slim):
     from deeplab_lfov.deploy.export import TFLiteSegmenter
     code, out, err = run_cli("util/export_model.py", [trained_slim, "--output_dir", tmp_path, "--formats", "tflite",
@@ -144,6 +146,7 @@ def test_export_refusals_are_one_line_and_leave_nothing(tmp_path, capsys):
     assert_one_line_error(code, err, "--min_agreement dynamic=95", "fraction in (0, 1]")
 
 
+@pytest.mark.slow  # > ~8 s on 2 cores; make test and CI run it
 def test_each_artifact_is_published_on_its_own(tmp_path, capsys, monkeypatch):
     from deeplab_lfov.deploy import export
     earlier = tmp_path / "deeplab_lfov_97x97_none.tflite"

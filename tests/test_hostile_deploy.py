@@ -95,6 +95,7 @@ def encoded_cases(folder, n: int, seed: int = 0) -> None:
             f.write(data)
 
 
+@pytest.mark.slow  # > ~8 s on 2 cores; make test and CI run it
 def test_a_decompression_bomb_sent_to_the_saved_model_is_refused_and_the_server_keeps_serving(tmp_path, capsys):
     """Also the fuzz harness of encoded images (DEEPLAB_FUZZ_N cases, 25 by default; 2000 is the full size): each
     is answered or refused with InvalidArgument, in a server process capped at 3 GB that keeps serving."""
@@ -130,6 +131,7 @@ def _hashes(directory):
     return out
 
 
+@pytest.mark.slow  # > ~8 s on 2 cores; make test and CI run it
 def test_a_full_disk_during_an_export_is_one_line_and_leaves_the_earlier_export(tmp_path, capsys, monkeypatch):
     from deeplab_lfov.deploy import export
     args = [CAFFEMODEL, "--output_dir", tmp_path, "--tflite_size", "33"]

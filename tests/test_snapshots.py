@@ -32,6 +32,7 @@ def _state(directory):
     return out
 
 
+@pytest.mark.slow  # > ~8 s on 2 cores; make test and CI run it
 def test_a_second_run_on_the_same_directory_is_refused_and_a_killed_run_leaves_no_lock(tmp_path):
     list_path = make_dataset(str(tmp_path), 2)
     first = subprocess.Popen([sys.executable, "train.py"] + _args(tmp_path, list_path, **{

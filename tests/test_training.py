@@ -32,6 +32,7 @@ def overfit(tmp_path_factory):
     return root, list_path, config
 
 
+@pytest.mark.slow  # > ~8 s on 2 cores; make test and CI run it
 def test_slim_model_overfits_four_images(overfit):
     root, list_path, config = overfit
     model = build_model(load_weights(config.snapshot_dir))
