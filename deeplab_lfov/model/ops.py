@@ -62,12 +62,22 @@ def _spatial_dims(x: tf.Tensor):
 
 
 def caffe_max_pool(x: tf.Tensor, kernel: int, stride: int, pad: int) -> tf.Tensor:
-    """Caffe MAX pooling: windows clipped to the input (padding never wins the max)."""
+    """Caffe MAX pooling: windows clipped to the input (padding never wins the max).
+
+    Where TF's 'SAME' places the windows as Caffe does (a 3x3/2 pad-1 pool on an odd side, every
+    3x3/1 pad-1 pool) it is used: no copy, oneDNN's kernel.  Elsewhere a static size pads with
+    -inf and pools 'VALID' (as before; differentiable everywhere).  A side unknown until run time
+    (the ``Predictor``'s and the SavedModel's graphs) only matters through ``side % stride``, so the
+    graph holds one pooling per residue and runs the one that applies: 'SAME' where it agrees, else
+    a pooling with Caffe's explicit padding, which reads the input in place (no ``tf.pad`` copy).
+    All of them take the max over the same valid pixels: the result is the same, bit for bit.
+    """
     h, w = _spatial_dims(x)
+    if not (isinstance(h, int) and isinstance(w, int)):
+        return _max_pool_by_residue(x, h, w, kernel, stride, pad)
     (top, bottom), (left, right) = (_caffe_pool_padding(h, kernel, stride, pad),
                                     _caffe_pool_padding(w, kernel, stride, pad))
-    if isinstance(h, int) and isinstance(w, int) and (top, bottom, left, right) == (
-            _same_padding(h, kernel, stride) + _same_padding(w, kernel, stride)):
+    if (top, bottom, left, right) == _same_padding(h, kernel, stride) + _same_padding(w, kernel, stride):
         # TF's own padding already places the windows as Caffe does (odd sizes): no copy.
         return tf.nn.max_pool2d(x, kernel, stride, "SAME")
     x = tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]], constant_values=-np.inf)
@@ -78,6 +88,45 @@ def _same_padding(size: int, kernel: int, stride: int):
     """(before, after) padding of TF's 'SAME' for a static size."""
     total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
     return total // 2, total - total // 2
+
+
+def _pool_padding_of_residue(residue: int, kernel: int, stride: int, pad: int):
+    """((Caffe's before, after), (SAME's before, after)) padding of a side ``q * stride + residue``, any ``q``.
+
+    Caffe: ``out - 1 = q + ceil((residue + 2 pad - kernel) / stride)``, one less if that window would
+    start at ``size + pad`` or later; ``after = (out - 1) stride + kernel - size - pad``: ``q`` cancels.
+    SAME (``kernel >= stride``): ``total = (ceil(size / stride) - 1) stride + kernel - size``, likewise.
+    """
+    steps = -(-(residue + 2 * pad - kernel) // stride)  # (out - 1) - q
+    if pad and steps * stride >= residue + pad:
+        steps -= 1
+    total = ((residue > 0) - 1) * stride + kernel - residue
+    return (pad, steps * stride + kernel - residue - pad), (total // 2, total - total // 2)
+
+
+def _max_pool_by_residue(x: tf.Tensor, h, w, kernel: int, stride: int, pad: int) -> tf.Tensor:
+    """``caffe_max_pool`` of a tensor whose sides are known only at run time (see there)."""
+    if kernel < stride:  # windows that skip pixels: SAME's formula above does not hold; pad as a static size
+        (top, bottom), (left, right) = (_caffe_pool_padding(h, kernel, stride, pad),
+                                        _caffe_pool_padding(w, kernel, stride, pad))
+        x = tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]], constant_values=-np.inf)
+        return tf.nn.max_pool2d(x, kernel, stride, "VALID")
+    rows = [_pool_padding_of_residue(r, kernel, stride, pad) for r in range(stride)]
+
+    def pool(row_pads, col_pads):
+        (caffe_rows, same_rows), (caffe_cols, same_cols) = row_pads, col_pads
+        if caffe_rows == same_rows and caffe_cols == same_cols:
+            return lambda: tf.nn.max_pool2d(x, kernel, stride, "SAME")
+        return lambda: tf.nn.max_pool2d(x, kernel, stride, [[0, 0], list(caffe_rows), list(caffe_cols), [0, 0]])
+
+    branches = [pool(rows[i], rows[j]) for i in range(stride) for j in range(stride)]
+    if len(branches) == 1:  # stride 1: one padding for every size
+        return branches[0]()
+    static_h, static_w = x.shape[1], x.shape[2]
+    out = tf.switch_case(tf.cast(h % stride * stride + w % stride, tf.int32), branches)
+    out.set_shape([x.shape[0], None if static_h is None else caffe_pool_output_size(static_h, kernel, stride, pad),
+                   None if static_w is None else caffe_pool_output_size(static_w, kernel, stride, pad), x.shape[3]])
+    return out
 
 
 def caffe_avg_pool(x: tf.Tensor, kernel: int, stride: int, pad: int) -> tf.Tensor:

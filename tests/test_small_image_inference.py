@@ -1,0 +1,54 @@
+"""The inference path's shortcuts (issue 20, small-image inference) give the same numbers, bit for bit.
+
+* Caffe's max pooling of a tensor whose size is known only at run time (the ``Predictor``'s and the
+  SavedModel's graphs) picks, per ``size % stride``, TF's 'SAME' or an explicit padding instead of
+  copying the input with ``tf.pad``: the same maxima as the static path, values and gradients.
+"""
+
+import numpy as np
+import pytest
+
+from deeplab_lfov.core._tf import tf
+from deeplab_lfov.evaluation.predict import Predictor
+from deeplab_lfov.model import DeepLabLargeFOV
+from deeplab_lfov.model.ops import caffe_max_pool
+
+
+@pytest.mark.parametrize("kernel,stride,pad", [(3, 2, 1), (3, 1, 1), (3, 2, 0), (2, 2, 0), (5, 3, 2)])
+def test_max_pool_of_unknown_size_is_the_static_one_bit_for_bit(kernel, stride, pad):
+    dynamic = tf.function(lambda x: caffe_max_pool(x, kernel, stride, pad),
+                          input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+    rows_only = tf.function(lambda x: caffe_max_pool(x, kernel, stride, pad),
+                            input_signature=[tf.TensorSpec([2, None, 8, 3], tf.float32)])
+    for height in range(2, 12):
+        for width in (5, 8):
+            x = tf.constant(np.random.RandomState(height * 10 + width).normal(size=(2, height, width, 3)), tf.float32)
+            expected = caffe_max_pool(x, kernel, stride, pad).numpy()
+            np.testing.assert_array_equal(dynamic(x).numpy(), expected)
+            if width == 8:
+                got = rows_only(x)
+                assert got.shape[2] == expected.shape[2]  # the known side keeps its static size
+                np.testing.assert_array_equal(got.numpy(), expected)
+
+
+@pytest.mark.parametrize("hw", [(9, 7), (10, 8), (9, 8)])
+def test_max_pool_of_unknown_size_has_the_static_gradient(hw):
+    x = tf.constant(np.random.RandomState(1).normal(size=(1,) + hw + (4,)), tf.float32)
+
+    def gradient(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = caffe_max_pool(x, 3, 2, 1)
+            loss = tf.reduce_sum(tf.square(y))  # gradient 2y, exact: only the routing can differ
+        return tape.gradient(loss, x)
+
+    dynamic = tf.function(gradient, input_signature=[tf.TensorSpec([1, None, None, 4], tf.float32)])
+    np.testing.assert_array_equal(dynamic(x).numpy(), gradient(x).numpy())
+
+
+def test_predictor_graph_copies_no_input_for_the_max_pools():
+    """The pools of an any-size graph read their input in place: the only pad is pool5a's (average)."""
+    predictor = Predictor(DeepLabLargeFOV(width_multiplier=0.125, seed=0))
+    graph = predictor._forward.get_concrete_function().graph
+    ops = [op.type for op in graph.get_operations()]
+    assert ops.count("PadV2") == 0 and ops.count("Pad") == 1  # max pools pad -inf (PadV2); pool5a zeros (Pad)
