@@ -2,7 +2,9 @@
 
 * Caffe's max pooling of a tensor whose size is known only at run time (the ``Predictor``'s and the
   SavedModel's graphs) picks, per ``size % stride``, TF's 'SAME' or an explicit padding instead of
-  copying the input with ``tf.pad``: the same maxima as the static path, values and gradients.
+  copying the input with ``tf.pad``: the same maxima as the static path, values and gradients;
+* ``Predictor.labels`` runs preprocessing, the net, softmax and argmax in one graph: the labels are
+  those of ``np.argmax`` of ``Predictor.probabilities``, ties included.
 """
 
 import numpy as np
@@ -52,3 +54,25 @@ def test_predictor_graph_copies_no_input_for_the_max_pools():
     graph = predictor._forward.get_concrete_function().graph
     ops = [op.type for op in graph.get_operations()]
     assert ops.count("PadV2") == 0 and ops.count("Pad") == 1  # max pools pad -inf (PadV2); pool5a zeros (Pad)
+
+
+@pytest.mark.parametrize("hw", [(33, 33), (40, 52), (45, 61)])
+def test_predictor_labels_are_argmax_of_its_probabilities(hw):
+    model = DeepLabLargeFOV(width_multiplier=0.125, seed=5)
+    predictor = Predictor(model)
+    rgbs = [np.random.RandomState(i).randint(0, 255, size=hw + (3,), dtype=np.uint8) for i in range(2)]
+    expected = np.argmax(predictor.probabilities_batch(rgbs), axis=-1).astype(np.uint8)
+    got = predictor.labels_batch(rgbs)
+    assert got.dtype == np.uint8 and got.shape == (2,) + hw
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(predictor.labels(rgbs[1]), expected[1])
+    # other dtypes take the probabilities' path, as preprocess reads them
+    np.testing.assert_array_equal(predictor.labels(rgbs[0].astype(np.float32) + 0.25),
+                                  np.argmax(predictor.probabilities(rgbs[0].astype(np.float32) + 0.25), -1))
+
+
+def test_tf_argmax_picks_the_first_of_equal_maxima_as_numpy():
+    rng = np.random.RandomState(0)
+    probs = rng.randint(0, 3, size=(1, 7, 9, 21)).astype(np.float32) / 4  # many ties
+    np.testing.assert_array_equal(tf.argmax(tf.constant(probs), axis=-1, output_type=tf.int32).numpy(),
+                                  np.argmax(probs, axis=-1))

@@ -69,10 +69,14 @@ class Predictor:
     """Probabilities and labels of a model on single images, with test-time options.
 
     Args:
-      model: a ``DeepLabLargeFOV``.
+      model: a ``DeepLabLargeFOV`` (any net of the family).
       scales: input scales whose probabilities are averaged.
       flip: average with the prediction on the horizontally mirrored image.
       pad_to: pad each side to at least this size (DeepLab: 513), cropped away afterwards.
+
+    ``labels`` and ``labels_batch`` run the whole path in one graph (uint8 RGB in, uint8 labels out:
+    preprocessing, the protocol, argmax of the probabilities), so the probabilities never leave
+    TensorFlow; the labels are those of ``np.argmax`` of ``probabilities`` (the first of equal maxima).
     """
 
     def __init__(self, model: DeepLabLargeFOV, *, scales: Sequence[float] = (1.0,), flip: bool = False,
@@ -83,10 +87,16 @@ class Predictor:
         self.pad_to = pad_to
         self._forward = tf.function(self.graph_probabilities,
                                     input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+        self._labels = tf.function(self.graph_labels, input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
 
     def graph_probabilities(self, net_inputs: tf.Tensor) -> tf.Tensor:
         """``test_time_probabilities`` with this predictor's model and options."""
         return test_time_probabilities(self.model, net_inputs, scales=self.scales, flip=self.flip, pad_to=self.pad_to)
+
+    def graph_labels(self, rgb: tf.Tensor) -> tf.Tensor:
+        """(N, H, W) uint8 labels of uint8 RGB images (N, H, W, 3), in TensorFlow operations only."""
+        probs = self.graph_probabilities(preprocess_tensor(rgb))
+        return tf.cast(tf.argmax(probs, axis=-1, output_type=tf.int32), tf.uint8)
 
     def probabilities_of_inputs(self, net_inputs: np.ndarray) -> np.ndarray:
         """(N, H, W, C) probabilities of N preprocessed (BGR, mean-subtracted) images of one size."""
@@ -105,8 +115,15 @@ class Predictor:
         return self.probabilities_of_inputs(np.stack([preprocess(rgb) for rgb in rgbs]))
 
     def labels(self, rgb: np.ndarray) -> np.ndarray:
-        """(H, W) label map of an RGB uint8 image."""
-        return np.argmax(self.probabilities(rgb), axis=-1).astype(np.uint8)
+        """(H, W) uint8 label map of an RGB uint8 image."""
+        return self.labels_batch([rgb])[0]
+
+    def labels_batch(self, rgbs) -> np.ndarray:
+        """(N, H, W) uint8 label maps of N RGB images of one size, run as one batch."""
+        rgbs = [np.asarray(rgb) for rgb in rgbs]
+        if all(rgb.dtype == np.uint8 for rgb in rgbs):
+            return self._labels(tf.constant(np.stack(rgbs))).numpy()
+        return np.argmax(self.probabilities_batch(rgbs), axis=-1).astype(np.uint8)  # other dtypes: as preprocess
 
 
 def predictor_for(settings, weights_path: str, num_classes: Optional[int]) -> Predictor:
