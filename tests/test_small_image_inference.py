@@ -4,7 +4,9 @@
   SavedModel's graphs) picks, per ``size % stride``, TF's 'SAME' or an explicit padding instead of
   copying the input with ``tf.pad``: the same maxima as the static path, values and gradients;
 * ``Predictor.labels`` runs preprocessing, the net, softmax and argmax in one graph: the labels are
-  those of ``np.argmax`` of ``Predictor.probabilities``, ties included.
+  those of ``np.argmax`` of ``Predictor.probabilities``, ties included;
+* ``Predictor(constant_filters=True)`` (3x3 and larger filters as graph constants) computes the
+  variables' probabilities.
 """
 
 import numpy as np
@@ -76,3 +78,18 @@ def test_tf_argmax_picks_the_first_of_equal_maxima_as_numpy():
     probs = rng.randint(0, 3, size=(1, 7, 9, 21)).astype(np.float32) / 4  # many ties
     np.testing.assert_array_equal(tf.argmax(tf.constant(probs), axis=-1, output_type=tf.int32).numpy(),
                                   np.argmax(probs, axis=-1))
+
+
+@pytest.mark.parametrize("name", ["largefov", "resnet101"])
+def test_constant_filters_give_the_variables_numbers_bit_for_bit(name):
+    from deeplab_lfov.model import build_net
+    from deeplab_lfov.model.deeplab_segmenter import constant_filters
+    net = build_net(name, 21, width_multiplier=0.125 if name == "largefov" else 1 / 16, seed=2)
+    with_constants = Predictor(net, constant_filters=True)
+    plain = Predictor(net)
+    for hw in [(41, 41), (40, 52)]:
+        rgb = np.random.RandomState(hw[1]).randint(0, 255, size=hw + (3,), dtype=np.uint8)
+        np.testing.assert_array_equal(with_constants.probabilities(rgb), plain.probabilities(rgb))
+        np.testing.assert_array_equal(with_constants.labels(rgb), plain.labels(rgb))
+    filters = constant_filters(net)  # the 3x3 and larger filters only; 1x1 convolutions keep their variables
+    assert filters and set(filters) == {n for n, conv in net.convs.items() if conv.w.shape[0] >= 3}

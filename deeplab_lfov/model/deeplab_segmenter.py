@@ -14,7 +14,7 @@ Tensors are NHWC, images mean-subtracted BGR; variables are float32, the convolu
 from __future__ import annotations
 
 import fractions
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -31,7 +31,7 @@ from .deeplab_layers import (
 )
 from .ops import atrous_conv2d, caffe_avg_pool, caffe_interp_size, caffe_max_pool, interp_bilinear
 
-__all__ = ["DeepLab", "MSC", "conv_flops", "msc_factors", "DEFAULT_MSC_SCALES"]
+__all__ = ["DeepLab", "MSC", "conv_flops", "constant_filters", "msc_factors", "DEFAULT_MSC_SCALES"]
 
 DEFAULT_MSC_SCALES = (0.5, 0.75)
 
@@ -128,11 +128,14 @@ class DeepLab(_Predictions, tf.Module):
 
     # ----------------------------------------------------------------------------------- forward
     def __call__(self, images: tf.Tensor, training: bool = False, *,
-                 endpoints: Optional[Dict[str, tf.Tensor]] = None) -> tf.Tensor:
+                 endpoints: Optional[Dict[str, tf.Tensor]] = None,
+                 filters: Optional[Mapping[str, tf.Tensor]] = None) -> tf.Tensor:
         """Logits (N, h, w, num_classes) of mean-subtracted BGR ``images`` (N, H, W, 3).
 
         ``training`` turns dropout on (batch norms stay frozen).  Pass a dict as ``endpoints`` to
-        receive every row's output by its Caffe top name (used by the parity tests).
+        receive every row's output by its Caffe top name (used by the parity tests).  ``filters``
+        (conv name -> filter) are used instead of those convolutions' variables: the inference graphs
+        of ``constant_filters``.
         """
         tops = {"data": tf.cast(images, self.compute_dtype)}
         previous = "data"
@@ -140,20 +143,22 @@ class DeepLab(_Predictions, tf.Module):
             inputs = [tops[b] for b in (layer.bottoms or (previous,))]
             for top in release:
                 del tops[top]
-            x = self._run(layer, inputs, training)
+            x = self._run(layer, inputs, training, filters)
             tops[layer.name] = x
             if endpoints is not None:
                 endpoints[layer.name] = x
             previous = layer.name
         return tf.cast(tops[previous], tf.float32)
 
-    def _run(self, layer: Layer, inputs: List[tf.Tensor], training: bool) -> tf.Tensor:
+    def _run(self, layer: Layer, inputs: List[tf.Tensor], training: bool,
+             filters: Optional[Mapping[str, tf.Tensor]] = None) -> tf.Tensor:
         x = inputs[0]
         if layer.kind == "conv":
             conv = self.convs[layer.name]
             dtype = tf.float32 if layer.name in self.float32_layers else self.compute_dtype
             x = tf.cast(x, dtype)
-            x = atrous_conv2d(x, tf.cast(conv.w, dtype), layer.dilation, stride=layer.stride, pad=layer.pad,
+            w = filters[layer.name] if filters and layer.name in filters else conv.w
+            x = atrous_conv2d(x, tf.cast(w, dtype), layer.dilation, stride=layer.stride, pad=layer.pad,
                               differentiable=training)
             if layer.bias:
                 x = tf.nn.bias_add(x, tf.cast(conv.b, dtype))
@@ -276,9 +281,10 @@ class MSC(_Predictions, tf.Module):
                                for (h, w), (_, z) in zip(self.scale_sizes(height, width), self._factors)]
 
     # ----------------------------------------------------------------------------------- forward
-    def _towers(self, images: tf.Tensor, training: bool, endpoints: Optional[Dict[str, tf.Tensor]]):
+    def _towers(self, images: tf.Tensor, training: bool, endpoints: Optional[Dict[str, tf.Tensor]],
+                filters: Optional[Mapping[str, tf.Tensor]] = None):
         """(fused, full-scale logits, [(tower logits, tower logits resized to full scale)] in scales order)."""
-        full = self.base(images, training, endpoints=endpoints)
+        full = self.base(images, training, endpoints=endpoints, filters=filters)
         height, width = _static_or_dynamic_hw(images)
         target = _size_arg(*_static_or_dynamic_hw(full))
         top = self.base.table[-1].name
@@ -288,7 +294,7 @@ class MSC(_Predictions, tf.Module):
             scaled = interp_bilinear(images, _size_arg(caffe_interp_size(height, shrink, zoom),
                                                        caffe_interp_size(width, shrink, zoom)))
             inner = {} if endpoints is not None else None
-            logits = self.base(scaled, training, endpoints=inner)
+            logits = self.base(scaled, training, endpoints=inner, filters=filters)
             resized = interp_bilinear(logits, target)
             towers.append((logits, resized))
             if endpoints is not None:
@@ -303,14 +309,15 @@ class MSC(_Predictions, tf.Module):
         return fused, full, towers
 
     def __call__(self, images: tf.Tensor, training: bool = False, *,
-                 endpoints: Optional[Dict[str, tf.Tensor]] = None) -> tf.Tensor:
+                 endpoints: Optional[Dict[str, tf.Tensor]] = None,
+                 filters: Optional[Mapping[str, tf.Tensor]] = None) -> tf.Tensor:
         """The fused logits (N, h, w, num_classes), at the full-scale net's size.
 
         ``endpoints`` receives the full-scale net's tops under their names, each tower's with its
         suffix (``res5c_res05``, ``fc1_voc12_res075``), ``data_res05``, ``fc1_voc12_res05_interp`` ...
-        and ``fc_fusion``.
+        and ``fc_fusion``; ``filters`` as the base net's.
         """
-        return self._towers(images, training, endpoints)[0]
+        return self._towers(images, training, endpoints, filters)[0]
 
     def loss_logits(self, images: tf.Tensor, training: bool = True) -> List[tf.Tensor]:
         """The maps DeepLab-v2's MSC trains on, each with its own softmax loss (ignore label 255), in order:
@@ -324,6 +331,34 @@ class MSC(_Predictions, tf.Module):
         fused, full, towers = self._towers(images, training, None)
         return [fused, full] + [resized if zoom != 1 else logits
                                 for (logits, resized), (_, zoom) in zip(towers, self._factors)]
+
+
+def constant_filters(model, *, min_kernel: int = 3) -> Dict[str, tf.Tensor]:
+    """The filters of ``model``'s convolutions with a kernel of at least ``min_kernel``, as constants that
+    hold their values now: pass them as ``model(images, filters=...)`` inside a ``tf.function`` for
+    inference with weights that will not change (``Predictor(constant_filters=True)``).
+
+    Called while a ``tf.function`` traces, the constants are part of its graph, so TensorFlow's oneDNN
+    kernels know the filter will not change and repack it once into the layout they compute fastest
+    (blocked by output channels) instead of reading TensorFlow's HWIO layout on every call.  Measured
+    on 2 cores with AVX-512 (``bench/torch_peer.py``): LargeFOV's ``Predictor.labels`` 4% faster at
+    321x321 and 6% at 513x513, most of it in the layers whose filters are large and whose maps are small
+    (conv4_2 to fc6).  The logits are bit for bit those of the variables for 3x3 and larger kernels
+    (tested, with oneDNN and with TensorFlow's Eigen kernels); 1x1 convolutions keep their variables:
+    repacked, oneDNN sums fc7's products in another order (logits ~1e-6 relative apart).
+
+    The price, measured: TensorFlow holds a graph constant about seven times over once the graph has
+    run (a 75 MB constant in a one-conv function: +530 MB resident), so LargeFOV's 78 MB of 3x3 filters
+    cost ~600 MB more resident (+1 GB at the peak of the first call, which takes ~2 s longer).
+    The values are read once, when the graph is traced: a graph traced before the weights change keeps
+    the old ones.
+    """
+    out = {}
+    with tf.init_scope():  # read the values eagerly, even while a tf.function traces
+        values = {name: conv.w.numpy() for name, conv in model.convs.items() if int(conv.w.shape[0]) >= min_kernel}
+    for name, value in values.items():
+        out[name] = tf.constant(value, name=f"{name}_w_constant")
+    return out
 
 
 def conv_flops(model, height: int, width: int) -> float:
