@@ -1,0 +1,38 @@
+"""bench/torch_peer.py: the PyTorch side-by-side row keeps its shape, and is skipped without PyTorch."""
+
+import importlib.util
+import json
+import os
+import sys
+
+import pytest
+
+from helpers import ROOT
+
+
+def _load_peer():
+    spec = importlib.util.spec_from_file_location("torch_peer", os.path.join(ROOT, "bench", "torch_peer.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_peer_rows_are_skipped_without_torch(monkeypatch):
+    peer = _load_peer()
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError
+    assert peer.peer_rows() == {"skipped": "torch not installed"}
+
+
+def test_tiny_peer_rows(capsys):
+    pytest.importorskip("torch")
+    peer = _load_peer()
+    assert peer.main(["--tiny", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["width_multiplier"] == 0.125 and result["rounds"] == 1 and result["batch"] == 1
+    assert sorted(result["sizes"]) == ["33", "65"] and result["target_met"] is None
+    for size, row in result["sizes"].items():
+        assert row["ratio"] == pytest.approx(row["torch_median_s"] / row["ours_median_s"])
+        assert row["ratio_of_mins"] == pytest.approx(row["torch_min_s"] / row["ours_min_s"])
+        assert 0 < row["ours_min_s"] <= row["ours_median_s"] and 0 < row["torch_min_s"] <= row["torch_median_s"]
+        assert len(row["round_ratios"]) == 1 and row["target_ratio"] is None and row["target_met"] is None
+        assert row["labels_agree"] > 0.99  # the same weights: the twin computes the same net
