@@ -35,4 +35,5 @@ def test_tiny_peer_rows(capsys):
         assert row["ratio_of_mins"] == pytest.approx(row["torch_min_s"] / row["ours_min_s"])
         assert 0 < row["ours_min_s"] <= row["ours_median_s"] and 0 < row["torch_min_s"] <= row["torch_median_s"]
         assert len(row["round_ratios"]) == 1 and row["target_ratio"] is None and row["target_met"] is None
+        assert row["quiet"] in (True, False, None)
         assert row["labels_agree"] > 0.99  # the same weights: the twin computes the same net
