@@ -6,8 +6,8 @@
     python bench/torch_peer.py --tiny           # slim net, 33x33 and 65x65, one round: what the test runs
     python bench/torch_peer.py --json --rounds 5 --path labels
 
-``bench/bench.py`` calls ``peer_rows`` (and ``peer_train_rows``); PyTorch is optional (``{"skipped":
-"torch not installed"}`` without it) and never a requirement of the package.
+``bench/bench.py`` calls ``peer_rows`` and ``peer_train_rows`` (``format_rows`` prints either); PyTorch is
+optional (``{"skipped": "torch not installed"}`` without it) and never a requirement of the package.
 
 The work timed is the same on both sides, one RGB uint8 image in, its uint8 label map out:
 
@@ -57,7 +57,8 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-__all__ = ["TARGET_RATIOS", "QUIET", "PATHS", "peer_rows", "peer_train_rows", "torch_largefov", "main"]
+__all__ = ["TARGET_RATIOS", "TRAIN_TARGET_RATIO", "QUIET", "PATHS", "peer_rows", "peer_train_rows", "format_rows",
+           "torch_largefov", "main"]
 
 # PyTorch time / ours, batch 1, per size.  321: issue 20's target.  513: "not worse than today", read as
 # still ahead: before issue 20's changes three quiet runs on 2 AVX-512 cores (oneDNN) gave 1.02, 1.03 and
@@ -416,22 +417,26 @@ def peer_train_rows(size: int = 321, batch: int = 2, repeats: int = 3, threads: 
     return out
 
 
-def _print_rows(result: dict) -> None:
+def format_rows(result: dict) -> str:
+    """The table of a ``peer_rows`` or ``peer_train_rows`` result (what ``main`` prints), for ``bench.py``."""
+    if "skipped" in result:
+        return f"PyTorch side by side: skipped ({result['skipped']})"
     kind = f"training step, batch {result['batch']}" if result.get("train") else f"ours: {result['path']}, batch 1"
-    print(f"PyTorch {result['torch']} against ours ({kind}): {result['cores']} cores ({result['cpu']}), "
-          f"width x{result['width_multiplier']:g}, {result['rounds']} rounds x {result['repeats']} calls")
-    print(f"{'size':>6} {'ours s':>8} {'torch s':>8} {'ratio':>6} {'target':>9} {'of mins':>8} {'quiet calls':>12} "
-          f"{'labels agree':>13}  round ratios")
+    lines = [f"PyTorch {result['torch']} against ours ({kind}): {result['cores']} cores ({result['cpu']}), "
+             f"width x{result['width_multiplier']:g}, {result['rounds']} rounds x {result['repeats']} calls",
+             f"{'size':>6} {'ours s':>8} {'torch s':>8} {'ratio':>6} {'target':>9} {'of mins':>8} {'quiet calls':>12} "
+             f"{'labels agree':>13}  round ratios"]
     rows = {str(result["sizes"][0]): result["train"]} if result.get("train") else result["sizes"]
     for size, r in rows.items():
         target = "-" if r["target_ratio"] is None else "busy" if r["target_met"] is None else \
             f"{'met' if r['target_met'] else 'NOT'} {r['target_ratio']:g}"
         agree = f"{100 * r['labels_agree']:.3f}%" if "labels_agree" in r else "-"
-        print(f"{size:>6} {r['ours_median_s']:>8.3f} {r['torch_median_s']:>8.3f} {r['ratio']:>6.2f} {target:>9} "
-              f"{r['ratio_of_mins']:>8.2f} {r['ours_quiet_calls']:>5}/{r['torch_quiet_calls']:<6} {agree:>13}  "
-              f"{' '.join(f'{x:.2f}' for x in r['round_ratios'])}")
+        lines.append(f"{size:>6} {r['ours_median_s']:>8.3f} {r['torch_median_s']:>8.3f} {r['ratio']:>6.2f} {target:>9} "
+                     f"{r['ratio_of_mins']:>8.2f} {r['ours_quiet_calls']:>5}/{r['torch_quiet_calls']:<6} {agree:>13}  "
+                     f"{' '.join(f'{x:.2f}' for x in r['round_ratios'])}")
     if result["waited_for_quiet_s"]:
-        print(f"(waited {result['waited_for_quiet_s']:.0f} s in all for other processes to leave the CPUs)")
+        lines.append(f"(waited {result['waited_for_quiet_s']:.0f} s in all for other processes to leave the CPUs)")
+    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -471,10 +476,7 @@ def main(argv=None) -> int:
     else:
         result = peer_rows(args.sizes, args.repeats, args.threads, rounds=rounds, width=args.width, path=args.path,
                            inter_op=args.inter_op, max_wait=max_wait)
-    if args.json or "skipped" in result:
-        print(json.dumps(result, indent=1))
-    else:
-        _print_rows(result)
+    print(json.dumps(result, indent=1) if args.json else format_rows(result))
     return 0
 
 

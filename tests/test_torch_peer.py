@@ -21,6 +21,8 @@ def test_peer_rows_are_skipped_without_torch(monkeypatch):
     peer = _load_peer()
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError
     assert peer.peer_rows() == {"skipped": "torch not installed"}
+    assert peer.peer_train_rows() == {"skipped": "torch not installed"}
+    assert "skipped" in peer.format_rows(peer.peer_rows())
 
 
 def test_tiny_peer_rows(capsys):
@@ -37,3 +39,15 @@ def test_tiny_peer_rows(capsys):
         assert len(row["round_ratios"]) == 1 and row["target_ratio"] is None and row["target_met"] is None
         assert row["quiet"] in (True, False, None)
         assert row["labels_agree"] > 0.99  # the same weights: the twin computes the same net
+    assert len(peer.format_rows(result).splitlines()) == 4  # the header, the column names, one line per size
+
+
+def test_tiny_peer_train_rows(capsys):
+    pytest.importorskip("torch")
+    peer = _load_peer()
+    assert peer.main(["--tiny", "--train", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["batch"] == 2 and result["sizes"] == [33] and isinstance(result["train"], dict)
+    row = result["train"]
+    assert row["ratio"] == pytest.approx(row["torch_median_s"] / row["ours_median_s"]) and row["target_met"] is None
+    assert "labels_agree" not in row and result["target_met"] is None
