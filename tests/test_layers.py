@@ -36,20 +36,20 @@ def test_the_contracts_hold_on_the_package():
     assert "Contracts: 2 kept, 0 broken." in out
 
 
-def _plant(root, module: str, line: str):
+def _lint_with(root, module: str, line: str):
+    """lint-imports on the package copy with ``line`` appended to ``module`` (restored afterwards)."""
     path = root / (module.replace(".", "/") + ".py")
     original = path.read_text()
     path.write_text(original + "\n" + line + "\n")
-    return path, original
+    try:
+        return _lint(root)
+    finally:
+        path.write_text(original)
 
 
 def test_a_planted_upward_import_breaks_the_layers_contract(copy_of_package):
     # The model (a lower layer) reaching for the settings (the top): what a quick fix might do.
-    path, original = _plant(copy_of_package, "deeplab_lfov.model.ops", "from ..settings import TrainConfig  # noqa")
-    try:
-        code, out = _lint(copy_of_package)
-    finally:
-        path.write_text(original)
+    code, out = _lint_with(copy_of_package, "deeplab_lfov.model.ops", "from ..settings import TrainConfig  # noqa")
     assert code != 0
     assert "deeplab_lfov.model is not allowed to import deeplab_lfov.settings" in out
     assert "deeplab_lfov.model.ops -> deeplab_lfov.settings" in out
@@ -57,10 +57,6 @@ def test_a_planted_upward_import_breaks_the_layers_contract(copy_of_package):
 
 def test_a_planted_cycle_breaks_the_acyclic_contract(copy_of_package):
     # crf.params is imported by crf.dense; an import back closes a cycle inside one layer.
-    path, original = _plant(copy_of_package, "deeplab_lfov.crf.params", "from . import dense  # noqa")
-    try:
-        code, out = _lint(copy_of_package)
-    finally:
-        path.write_text(original)
+    code, out = _lint_with(copy_of_package, "deeplab_lfov.crf.params", "from . import dense  # noqa")
     assert code != 0
     assert "no import cycles between the modules of a layer BROKEN" in out
