@@ -92,7 +92,7 @@ class TrainStep:
         self.iter_size = iter_size
         self.class_weights = None if class_weights is None else tf.constant(class_weights, tf.float32)
         # Frozen variables (DeepLab-v2's BatchNorm statistics and scales) take no update.
-        self.var_list = [v for v in model.named_variables().values() if v.trainable]
+        self.var_list = list(model.named_variables(trainable_only=True).values())
         self.scaled = model.compute_dtype == tf.float16  # float16 needs loss scaling; bfloat16 does not
         self.bad_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="bad_step")
         self.bad_loss = tf.Variable(0.0, trainable=False, name="bad_loss")
@@ -294,7 +294,7 @@ def _initial_model(config: TrainConfig, resume_from: Optional[str], log):
 
 
 def _optimizer(config: TrainConfig, model) -> Optimizer:
-    variables = {name: var for name, var in model.named_variables().items() if var.trainable}
+    variables = model.named_variables(trainable_only=True)
     schedule = learning_rate_schedule(config.lr_policy, config.learning_rate, max(config.num_steps, 1),
                                       step_size=config.lr_step, gamma=config.lr_gamma, power=config.lr_power)
     return Optimizer(variables, config.optimizer, schedule, momentum=config.momentum,
