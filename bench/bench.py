@@ -122,7 +122,11 @@ def bench_family(names, width: float, sizes, repeats: int, peak: float) -> dict:
 
 
 def peak_memory_of(code: str) -> float:
-    """Peak RSS (MB) of a fresh Python process running ``code`` (its own /proc VmHWM)."""
+    """Peak RSS (MB) of a fresh Python process running ``code``.
+
+    Read from the child's own /proc/self/status VmHWM: Linux carries ``ru_maxrss`` across exec,
+    so the child's getrusage would report this (large) parent's peak instead of its own.
+    """
     code += "\nprint([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])\n"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
@@ -138,7 +142,7 @@ def resnet_msc_memory(width: float, forward_size: int, train_size: int) -> dict:
                       "tf.function(lambda x: tf.argmax(net.upsampled_logits(x), -1))(x).numpy()\n")
     train = head + ("from deeplab_lfov.training.optim import Optimizer, caffe_lr_multipliers, learning_rate_schedule\n"
                     "from deeplab_lfov.training.trainer import TrainStep\n"
-                    "v = {k: w for k, w in net.named_variables().items() if w.trainable}\n"
+                    "v = net.named_variables(trainable_only=True)\n"
                     "opt = Optimizer(v, 'sgd', learning_rate_schedule('poly', 2.5e-4, 20000), "
                     "lr_mult=caffe_lr_multipliers(v, net.classifier_layers))\n"
                     "step = TrainStep(tf.distribute.get_strategy(), net, opt, 21, 255)\n"
@@ -255,34 +259,19 @@ def peak_memory_of_large_photo(root: str, width: float, hw, max_size: int) -> fl
     Image.fromarray(base).resize((hw[1], hw[0]), Image.BILINEAR).save(photo, quality=85)
     model = DeepLabLargeFOV(width_multiplier=width, seed=0)
     weights = save_weights(os.path.join(root, "large_net.ckpt"), {k: v.numpy() for k, v in model.named_variables().items()})
-    code = ("from deeplab_lfov.cli import infer\n"
-            f"infer.main([{photo!r}, {weights!r}, '--save_dir', {os.path.join(root, 'large_out')!r}, "
-            f"'--max_size', '{max_size}'])\n"
-            "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])\n")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-    return int(out.stdout.strip().splitlines()[-1]) / 1024.0
+    return peak_memory_of("from deeplab_lfov.cli import infer\n"
+                          f"infer.main([{photo!r}, {weights!r}, '--save_dir', {os.path.join(root, 'large_out')!r}, "
+                          f"'--max_size', '{max_size}'])")
 
 
 def peak_memory_of_inference(size: int, width: float) -> float:
-    """Peak RSS (MB) of a fresh process that builds the net and runs one inference.
-
-    Read from the child's own /proc/self/status VmHWM: Linux carries ``ru_maxrss`` across exec,
-    so the child's getrusage would report this (large) parent's peak instead of its own.
-    """
-    code = ("import resource\n"
-            "from deeplab_lfov.core._tf import tf\n"
-            "from deeplab_lfov.model import DeepLabLargeFOV\n"
-            "m = DeepLabLargeFOV(width_multiplier=%r)\n"
-            "f = tf.function(lambda x: tf.argmax(m.upsampled_logits(x), -1))\n"
-            "x = tf.random.uniform([1, %d, %d, 3], -120, 140)\n"
-            "f(x).numpy(); f(x).numpy()\n"
-            "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')]\n"
-            "print(int(hwm[0].split()[1]) if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
-            ) % (width, size, size)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-    return int(out.stdout.strip().splitlines()[-1]) / 1024.0
+    """Peak RSS (MB) of a fresh process that builds the net and runs one inference."""
+    return peak_memory_of("from deeplab_lfov.core._tf import tf\n"
+                          "from deeplab_lfov.model import DeepLabLargeFOV\n"
+                          f"m = DeepLabLargeFOV(width_multiplier={width!r})\n"
+                          "f = tf.function(lambda x: tf.argmax(m.upsampled_logits(x), -1))\n"
+                          f"x = tf.random.uniform([1, {size}, {size}, 3], -120, 140)\n"
+                          "f(x).numpy(); f(x).numpy()")
 
 
 def main(argv=None) -> int:
