@@ -23,6 +23,7 @@ from .deeplab_presets import (
                               MODELS,
                               Preset,
                               build_net,
+                              classifier_layers,
                               describe_weights,
                               from_tf1_names,
                               net_tables,
@@ -43,4 +44,5 @@ from .ops import (
 __all__ = ["DeepLabLargeFOV", "Layer", "layer_table", "conv_layers", "logits_size", "conv_flops", "compute_dtype_for",
            "caffe_pool_output_size", "caffe_max_pool", "caffe_avg_pool", "interp_bilinear", "atrous_conv2d",
            "native_atrous_gradients", "DeepLab", "MSC", "FrozenBatchNorm", "table_shapes", "MODELS", "Preset",
-           "build_net", "net_tables", "describe_weights", "from_tf1_names", "variable_shapes", "MAX_NET_VALUES"]
+           "build_net", "net_tables", "describe_weights", "from_tf1_names", "variable_shapes",
+           "classifier_layers", "MAX_NET_VALUES"]

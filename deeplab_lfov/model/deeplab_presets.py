@@ -33,7 +33,7 @@ from .resnet101_backbone import resnet101_backbone
 from .vgg16_backbone import vgg16_backbone
 
 __all__ = ["Preset", "MODELS", "net_tables", "build_net", "describe_weights", "from_tf1_names", "variable_shapes",
-           "MAX_NET_VALUES"]
+           "classifier_layers", "MAX_NET_VALUES"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +94,12 @@ def net_tables(name: str, num_classes: int = NUM_CLASSES, *, width_multiplier: f
 # The largest DeepLab net is ResNet-101 (44 M values with its batch norms); weights that describe a net
 # several times larger are not a DeepLab's, and building one would allocate before any check.
 MAX_NET_VALUES = 200_000_000
+
+
+def classifier_layers(name: str) -> Tuple[str, ...]:
+    """The conv layers of preset ``name`` that form its classifier (what ``--not_restore_last`` leaves out)."""
+    backbone, head = net_tables(name)
+    return classifier_names(backbone + head)
 
 
 def variable_shapes(name: str, num_classes: int = NUM_CLASSES, *,

@@ -431,14 +431,15 @@ def _check_shapes_before_building(name: str, num_classes: int, widths: Mapping[s
                                   shapes: Mapping[str, Tuple[int, ...]], skip_last: bool, source: str) -> None:
     """The net ``widths`` imply must be of a sane size, and every weight must fit it, before a variable is
     allocated: untrusted weights declaring one very wide layer would otherwise cost gigabytes first."""
-    from . import MAX_NET_VALUES, variable_shapes
+    from . import MAX_NET_VALUES, classifier_layers, variable_shapes
     expected = variable_shapes(name, num_classes, widths=widths)
+    skipped = set(classifier_layers(name)) if skip_last else set()
     values = sum(int(np.prod(s, dtype=np.float64)) for s in expected.values())
     if values > MAX_NET_VALUES:
         raise DeepLabError(f"{source}: these weights describe a {name} net of {values:,} values (the largest DeepLab "
                            f"net has 44 M); refusing to build it")
     wrong = [f"{n} has shape {list(shapes[n])}, model expects {list(s)}" for n, s in expected.items()
-             if n in shapes and tuple(shapes[n]) != s and not (skip_last and n.split("/")[0].startswith(("fc8", "fc1_")))]
+             if n in shapes and tuple(shapes[n]) != s and n.split("/")[0] not in skipped]
     if wrong:
         raise DeepLabError(f"{source}: does not fit a {name} net: {'; '.join(wrong[:4])}"
                            f"{f' (and {len(wrong) - 4} more)' if len(wrong) > 4 else ''}")
@@ -456,11 +457,11 @@ def peek_num_classes(path: str) -> Optional[int]:
 
 
 def load_model(path: str, num_classes: Optional[int] = None, *, model: Optional[str] = None,
-               msc: Optional[bool] = None, **net_kwargs):
-    """The net stored at ``path`` (any form ``load_weights`` reads), built as its record or layers say
-    (``--model``/``--msc`` where given), with its weights loaded."""
+               msc: Optional[bool] = None, record: Optional[Mapping[str, object]] = None, **net_kwargs):
+    """The net stored at ``path`` (any form ``load_weights`` reads), built as its record (``weights_record``,
+    read here unless the caller has it) or layers say (``--model``/``--msc`` where given), weights loaded."""
     return build_model(load_weights(path), num_classes, source=path, model=model, msc=msc,
-                       record=weights_record(path), **net_kwargs)
+                       record=weights_record(path) if record is None else record, **net_kwargs)
 
 
 def save_weights(prefix: str, weights: Mapping[str, np.ndarray], *, model: Optional[str] = None,
@@ -535,11 +536,11 @@ def convert_caffemodel(caffemodel: str, output_dir: str, *, pycaffe_path: Option
         weights = read_with_pycaffe(caffemodel, pycaffe_path, prototxt)
     else:
         weights = caffemodel_weights(caffemodel)
-    probe = build_model(weights, skip_last=True, source=caffemodel, model=model, msc=msc)
-    classifier = set(probe.classifier_layers)
-    has_classifier = any(k.split("/")[0] in classifier for k in _with_voc12_classifier(weights))
-    net = build_model(weights, skip_last=not has_classifier, source=caffemodel, model=model, msc=msc) \
-        if has_classifier else probe
+    from . import classifier_layers
+    shapes = {k: tuple(v.shape) for k, v in _with_voc12_classifier(weights).items()}
+    classifier = set(classifier_layers(resolve_model(shapes, model=model, msc=msc, source=caffemodel)[0]))
+    has_classifier = any(k.split("/")[0] in classifier for k in shapes)
+    net = build_model(weights, skip_last=not has_classifier, source=caffemodel, model=model, msc=msc)
     converted = {k: v.numpy() for k, v in net.named_variables().items()
                  if has_classifier or k.split("/")[0] not in classifier}
     try:
