@@ -13,7 +13,18 @@ from typing import Callable, Optional, Sequence
 from ..core.errors import DeepLabError
 from ..core.runtime import log, quiet_stderr, quiet_tensorflow
 
-__all__ = ["run", "quiet_tensorflow", "quiet_stderr", "log"]
+__all__ = ["run", "quiet_tensorflow", "quiet_stderr", "log", "predictor_and_classes"]
+
+
+def predictor_and_classes(config, weights: str, num_classes=None):
+    """The predictor of ``weights`` (built with ``config``'s model and test-time settings) and the model's
+    classes: a ``--classes`` file checked against them, else the ones the weights record.  The weights'
+    record is read once, for both."""
+    from ..evaluation.predict import predictor_for
+    from ..model.weights import weights_record
+    record = weights_record(weights)
+    predictor = predictor_for(config, weights, num_classes, record=record)
+    return predictor, config.classes_for(predictor.model.num_classes, record.get("classes"), weights)
 
 
 def run(main: Callable[[Optional[Sequence[str]]], Optional[int]], argv: Optional[Sequence[str]] = None) -> None:

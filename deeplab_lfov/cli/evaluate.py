@@ -12,7 +12,7 @@ import argparse
 import os
 from typing import Optional, Sequence
 
-from ..cli import log, run
+from ..cli import log, predictor_and_classes, run
 from ..settings import EvalConfig
 
 
@@ -31,8 +31,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from ..data.reader import read_list
     from ..evaluation.evaluator import evaluate, evaluate_predictions
     from ..evaluation.metrics import format_report
-    from ..evaluation.predict import predictor_for
-    from ..model.weights import peek_num_classes, weights_record
+    from ..model.weights import peek_num_classes
 
     listed = read_list(config.data_dir, config.data_list, config.label_dir)
     entries = listed[:config.num_steps]
@@ -54,14 +53,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         check_writable(config.save_dir, "--save_dir")
     # The data are checked first (labels against the classes the checkpoint's index shows), then the model
     # is built; its classes are the weights' (a --classes file is checked against them, with its own message).
-    num_classes = config.num_classes if config.classes or config.num_classes else (
-        peek_num_classes(config.weights) or NUM_CLASSES)
+    num_classes = config.num_classes or peek_num_classes(config.weights) or NUM_CLASSES
     entries = usable_entries(entries, config.data_dir, num_classes, config.ignore_label,
                              check=not config.skip_check, log=log, hint="fix them (or remove them from the list)")
-    predictor = predictor_for(config, config.weights, None if config.classes else config.num_classes)
+    predictor, classes = predictor_and_classes(config, config.weights, None if config.classes else config.num_classes)
     config.num_classes = predictor.model.num_classes
     config.validate()
-    classes = config.classes_for(config.num_classes, weights_record(config.weights).get("classes"), config.weights)
     names = classes.names_for(config.num_classes)
     confusion = evaluate(predictor, entries, num_classes=config.num_classes, ignore_label=config.ignore_label,
                          save_dir=config.save_dir or None, crf_params=crf_params,

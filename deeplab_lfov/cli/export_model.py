@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from typing import Optional, Sequence
 
-from ..cli import log, run
+from ..cli import log, predictor_and_classes, run
 from ..settings import ExportConfig
 
 
@@ -41,13 +41,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from ..core.errors import DeepLabError
     from ..core.files import check_writable
     from ..deploy.export import check_images, export_model
-    from ..evaluation.predict import predictor_for
-    from ..model.weights import weights_record
 
     check_writable(config.output_dir, "--output_dir")
-    predictor = predictor_for(config, config.model_weights, config.num_classes)  # --classes is checked against it below
-    classes = config.classes_for(predictor.model.num_classes, weights_record(config.model_weights).get("classes"),
-                                 config.model_weights)
+    predictor, classes = predictor_and_classes(config, config.model_weights, config.num_classes)
     images = check_images(config.check_images)
     log(f"Exporting {config.model_weights} ({predictor.model.count_params():,} parameters, "
         f"{predictor.model.num_classes} classes); verifying on {len(images)} check images")

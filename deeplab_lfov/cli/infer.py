@@ -18,7 +18,7 @@ import argparse
 import os
 from typing import Optional, Sequence
 
-from ..cli import run
+from ..cli import predictor_and_classes, run
 from ..settings import InferConfig
 from ..settings.flags import parse_shard
 
@@ -36,8 +36,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from ..data.checks import raise_for_problems
     from ..data.inputs import collect, not_images_phrase, shard
     from ..deploy.collection import output_clashes, output_paths, segment
-    from ..evaluation.predict import predictor_for
-    from ..model.weights import weights_record
 
     found = collect(config.img_path)
     items, single, problems, not_images = found.items, found.single, list(found.problems), list(found.not_images)
@@ -51,9 +49,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         items, problems, not_images = shard(items, k, n), problems[k::n], not_images[k::n]
         report = os.path.join(config.save_dir, f"failed-{k}-of-{n}.txt")  # shards share --save_dir
     check_writable(config.save_dir, "--save_dir")
-    predictor = predictor_for(config, config.model_weights, config.num_classes)  # --classes is checked against it below
-    classes = config.classes_for(predictor.model.num_classes, weights_record(config.model_weights).get("classes"),
-                                 config.model_weights)
+    predictor, classes = predictor_and_classes(config, config.model_weights, config.num_classes)
     summary = segment(predictor, items, config.save_dir, outputs=config.outputs, single=single,
                       batch_size=config.batch_size, skip_existing=config.skip_existing, max_size=config.max_size,
                       max_pixels=config.max_pixels, crf=crf, names=classes.names_for(predictor.model.num_classes),

@@ -139,11 +139,13 @@ class Predictor:
         return np.argmax(self.probabilities_batch(rgbs), axis=-1).astype(np.uint8)  # other dtypes: as preprocess
 
 
-def predictor_for(settings, weights_path: str, num_classes: Optional[int]) -> Predictor:
-    """Load the weights, build the model they describe, and wrap it with the test-time settings
-    (``settings.TestTimeConfig``: scales, flip, pad_to, precision)."""
+def predictor_for(settings, weights_path: str, num_classes: Optional[int], record=None) -> Predictor:
+    """Load the weights, build the model they describe (``record``: their ``weights_record``, if the caller
+    has read it), and wrap it with the test-time settings (``settings.TestTimeConfig``: scales, flip,
+    pad_to, precision)."""
     from ..model.ops import compute_dtype_for
     from ..model.weights import load_model
     model = load_model(weights_path, num_classes, model=getattr(settings, "model", None),
-                       msc=getattr(settings, "msc", None), compute_dtype=compute_dtype_for(settings.precision))
+                       msc=getattr(settings, "msc", None), record=record,
+                       compute_dtype=compute_dtype_for(settings.precision))
     return Predictor(model, scales=settings.scales, flip=settings.flip, pad_to=settings.pad_to)
