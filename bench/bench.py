@@ -21,6 +21,10 @@ Everything is measured in one run, so the ratios compare like with like:
   * peak resident memory of inference.py on a 4000x3000 photo with --max_size 1024;
   * the dense CRF on a 500x375 image: the TensorFlow backend (on the GPU if there is one) against
     pydensecrf in one process, and the TF CRF's peak memory;
+  * our inference (as inference.py runs it) at 321 and 513, batch 1, and a training step at 321, batch 2,
+    against a PyTorch twin of the net with the same weights (bench/torch_peer.py: fresh processes,
+    alternating; targets: 1.1x at 321, still ahead at 513 and in training); skipped with a note when
+    PyTorch is not installed (it is optional);
   * the model family (--models): each of the paper's nets (LargeFOV, ASPP-S, ASPP-L, ResNet-101 with
     MSC) forward at 321 and 513 and a training step at 321, batch 2, with parameters and FLOPs; the
     peak memory of a ResNet-101 MSC process at 513 (forward) and of one training it at 321, batch 2.
@@ -46,6 +50,7 @@ try:
 except ImportError:  # a plain checkout, not installed: the package is beside this folder
     sys.path.insert(0, ROOT)
 
+import torch_peer  # noqa: E402  (bench/, beside this file; imports PyTorch only in its worker processes)
 from crf_rows import crf_rows, eval_overlap_rows, refine_rows  # noqa: E402  (bench/, beside this file)
 
 from deeplab_lfov.core._tf import tf  # noqa: E402
@@ -285,6 +290,7 @@ def main(argv=None) -> int:
     p.add_argument("--models", default="largefov,aspp-s,aspp-l,resnet101",
                    help="the model-family rows: comma-separated --model names ('' for none)")
     p.add_argument("--only_family", action="store_true", help="measure the model family rows only")
+    p.add_argument("--no_torch_peer", action="store_true", help="leave out the PyTorch side-by-side rows")
     args = p.parse_args(argv)
 
     gpu = bool(tf.config.list_physical_devices("GPU"))
@@ -322,6 +328,9 @@ def main(argv=None) -> int:
             t = bench_training(pm, train_size, 2, repeats, jit)
             results["rows"].append(row(f"train step {train_size}x{train_size} b2 [{tag}]", t,
                                        3 * 2 * conv_flops(model, train_size, train_size), 2, peak))
+    # Ours against PyTorch (fresh processes alternating; this process idles meanwhile).
+    results["torch_peer"] = ({"skipped": "left out: --no_torch_peer", "target_met": None} if args.no_torch_peer
+                             else torch_peer.bench_rows(tiny=args.tiny))
     train_rows = [r for r in results["rows"] if r["name"].startswith("train") and "fp32" in r["name"]]
     consumed = max(r["images_per_s"] for r in train_rows)
     with tempfile.TemporaryDirectory() as root:
@@ -357,6 +366,7 @@ def main(argv=None) -> int:
     for r in results["rows"]:
         print(f"{r['name']:<36} {r['median_s']:>9.3f} {r['min_s']:>7.3f}-{r['max_s']:<7.3f} "
               f"{r['images_per_s']:>8.2f} {r['gflops']:>8.1f} {100 * r['ratio_to_matmul']:>8.1f}%")
+    print(torch_peer.format_bench_rows(results["torch_peer"]))
     print(f"input pipeline: {pipe:.1f} images/s = {results['pipeline_to_training_ratio']:.1f}x what training consumes")
     print(f"evaluation ({results['eval_images']}): {results['eval_images_per_s']:.2f} images/s without CRF, "
           f"{results['eval_crf_images_per_s']:.2f} with the CRF overlapped, CRF alone "

@@ -6,8 +6,9 @@
     python bench/torch_peer.py --tiny           # slim net, 33x33 and 65x65, one round: what the test runs
     python bench/torch_peer.py --json --rounds 5 --path labels
 
-``bench/bench.py`` calls ``peer_rows`` and ``peer_train_rows`` (``format_rows`` prints either); PyTorch is
-optional (``{"skipped": "torch not installed"}`` without it) and never a requirement of the package.
+``bench/bench.py`` calls ``bench_rows`` (``peer_rows`` and ``peer_train_rows`` as its full and ``--tiny`` runs
+need them) and prints ``format_bench_rows``; PyTorch is optional (``{"skipped": "torch not installed"}``
+without it, a one-line note in the bench) and never a requirement of the package.
 
 The work timed is the same on both sides, one RGB uint8 image in, its uint8 label map out:
 
@@ -58,7 +59,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 __all__ = ["TARGET_RATIOS", "TRAIN_TARGET_RATIO", "QUIET", "PATHS", "peer_rows", "peer_train_rows", "format_rows",
-           "torch_largefov", "main"]
+           "bench_rows", "format_bench_rows", "torch_largefov", "main"]
 
 # PyTorch time / ours, batch 1, per size.  321: issue 20's target.  513: "not worse than today", read as
 # still ahead: before issue 20's changes three quiet runs on 2 AVX-512 cores (oneDNN) gave 1.02, 1.03 and
@@ -437,6 +438,40 @@ def format_rows(result: dict) -> str:
     if result["waited_for_quiet_s"]:
         lines.append(f"(waited {result['waited_for_quiet_s']:.0f} s in all for other processes to leave the CPUs)")
     return "\n".join(lines)
+
+
+def bench_rows(tiny: bool = False) -> dict:
+    """The PyTorch rows of ``bench/bench.py``: inference at 321 and 513, batch 1 (5 calls x 3 rounds), and a
+    training step at 321, batch 2 (3 calls x 2 rounds); ``tiny``: the slim net at 33 and 65 (training 33),
+    two calls, one round, no waiting for idle CPUs (what the tests run; no target is judged there).
+
+    Returns ``{"skipped": "torch not installed ...", "target_met": None}`` without PyTorch; otherwise
+    ``{"inference": peer_rows(...), "train": peer_train_rows(...), "target_met": ...}``, where
+    ``target_met`` is whether every judged target was met (321: ratio >= 1.1; 513 and training: >= 1.0,
+    i.e. still ahead), ``None`` if none was judged (``tiny``, or a run other processes disturbed).
+    """
+    if _torch_version() is None:
+        return {"skipped": "torch not installed; it is optional: pip install torch to measure these rows",
+                "target_met": None}
+    if tiny:
+        inference = peer_rows((33, 65), repeats=2, rounds=1, width=0.125, max_wait=0)
+        train = peer_train_rows(33, batch=2, repeats=2, rounds=1, width=0.125, max_wait=0)
+    else:
+        inference = peer_rows((321, 513), repeats=5, rounds=3)
+        train = peer_train_rows(321, batch=2, repeats=3, rounds=2)
+    judged = [r["target_met"] for r in (inference, train) if r["target_met"] is not None]
+    return {"inference": inference, "train": train, "target_met": all(judged) if judged else None}
+
+
+def format_bench_rows(result: dict) -> str:
+    """The lines ``bench/bench.py`` prints for a ``bench_rows`` result (one line when it was skipped)."""
+    if "skipped" in result:
+        return f"PyTorch side by side: skipped ({result['skipped']})"
+    verdict = {True: "met", False: "NOT met", None: "not judged (slim net, or other processes were busy)"}
+    targets = ", ".join(f"{size}: >= {ratio:g}" for size, ratio in TARGET_RATIOS.items())
+    return "\n".join([format_rows(result["inference"]), format_rows(result["train"]),
+                      f"PyTorch targets (ratio {targets}, training >= {TRAIN_TARGET_RATIO:g}): "
+                      f"{verdict[result['target_met']]}"])
 
 
 def main(argv=None) -> int:

@@ -1,5 +1,6 @@
 """The benchmark cannot rot, and low precision stays faithful."""
 
+import importlib.util
 import json
 import os
 import re
@@ -53,6 +54,13 @@ def test_benchmark_runs_in_a_tiny_configuration():
         result["eval_images_per_s"], result["crf_alone_images_per_s"]))
     assert result["refine_tf_images_per_s"] > 0 and result["refine_pydensecrf_images_per_s"] > 0
     assert 100 < result["crf_tf_peak_rss_mb"] < 4000
+    # the PyTorch rows (bench/torch_peer.py): numbers with PyTorch installed, else a one-line note
+    peer = result["torch_peer"]
+    if importlib.util.find_spec("torch") is None:
+        assert peer["skipped"].startswith("torch not installed") and peer["target_met"] is None
+    else:
+        assert sorted(peer["inference"]["sizes"]) == ["33", "65"] and peer["train"]["train"]["ratio"] > 0
+        assert peer["target_met"] is None  # the slim net: no target is judged
     # the command start-up row (its target, < 1.5 s, is judged by bench at full size, not here)
     assert 0 < result["startup_help_s"] < 60 and isinstance(result["startup_target_met"], bool)
     # the model family: each of the paper's nets forward at two sizes and a training step, its FLOPs

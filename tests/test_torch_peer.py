@@ -51,3 +51,29 @@ def test_tiny_peer_train_rows(capsys):
     row = result["train"]
     assert row["ratio"] == pytest.approx(row["torch_median_s"] / row["ours_median_s"]) and row["target_met"] is None
     assert "labels_agree" not in row and result["target_met"] is None
+
+
+def test_bench_rows_are_one_note_without_torch(monkeypatch):
+    peer = _load_peer()
+    monkeypatch.setitem(sys.modules, "torch", None)
+    for tiny in (True, False):  # never starts a worker: the note comes first
+        result = peer.bench_rows(tiny=tiny)
+        assert result["skipped"].startswith("torch not installed") and result["target_met"] is None
+        assert json.loads(json.dumps(result)) == result  # what bench.py --json prints
+    line = peer.format_bench_rows(result)
+    assert len(line.splitlines()) == 1 and line.startswith("PyTorch side by side: skipped (torch not installed")
+
+
+def test_tiny_bench_rows():
+    pytest.importorskip("torch")
+    peer = _load_peer()
+    result = peer.bench_rows(tiny=True)
+    assert result["target_met"] is None  # the slim net: no target is judged
+    inference, train = result["inference"], result["train"]
+    assert sorted(inference["sizes"]) == ["33", "65"] and inference["width_multiplier"] == 0.125
+    assert inference["path"] == "predictor" and train["sizes"] == [33] and train["batch"] == 2
+    for row in list(inference["sizes"].values()) + [train["train"]]:
+        assert row["ours_median_s"] > 0 and row["torch_median_s"] > 0 and row["target_met"] is None
+        assert row["ratio"] == pytest.approx(row["torch_median_s"] / row["ours_median_s"])
+    lines = peer.format_bench_rows(result).splitlines()
+    assert len(lines) == 4 + 3 + 1 and lines[-1].endswith("not judged (slim net, or other processes were busy)")
