@@ -54,20 +54,29 @@ class DenseCRF:
         self.params = params or CRFParams()
         self.backend = backend if backend is not None else _import_backend()
 
-    def __call__(self, rgb: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    def __call__(self, rgb: np.ndarray, probs: np.ndarray, multiplicity: Optional[np.ndarray] = None) -> np.ndarray:
+        """``multiplicity`` (C,): how many classes each channel stands for (``crf.classes``); pydensecrf
+        gets it as ``-log m`` in the unary (its Q is then a channel's total) and a diagonal compatibility
+        ``-w / m`` (so each message is the filter of one class's probability, as Potts ``w`` gives)."""
         height, width, num_classes = probs.shape
         if rgb.shape[:2] != (height, width):
             raise ValueError(f"image {rgb.shape[:2]} and probabilities {probs.shape[:2]} differ in size")
         p = self.params
         crf = self.backend.DenseCRF2D(width, height, num_classes)
         unary = -np.log(np.clip(probs, 1e-8, 1.0)).transpose(2, 0, 1).reshape(num_classes, -1)
+        pos_compat, bi_compat = p.pos_w, p.bi_w
+        if multiplicity is not None:
+            m = np.asarray(multiplicity, np.float32)
+            unary = unary - np.log(m)[:, None]
+            pos_compat, bi_compat = -p.pos_w / m, -p.bi_w / m
         crf.setUnaryEnergy(np.ascontiguousarray(unary, dtype=np.float32))
-        crf.addPairwiseGaussian(sxy=p.pos_xy_std, compat=p.pos_w)
+        crf.addPairwiseGaussian(sxy=p.pos_xy_std, compat=pos_compat)
         crf.addPairwiseBilateral(sxy=p.bi_xy_std, srgb=p.bi_rgb_std,
-                                 rgbim=np.array(rgb, dtype=np.uint8, order="C"), compat=p.bi_w)
+                                 rgbim=np.array(rgb, dtype=np.uint8, order="C"), compat=bi_compat)
         q = np.asarray(crf.inference(p.iterations), dtype=np.float32)
         q = q.reshape(num_classes, height, width).transpose(1, 2, 0)
-        return q / np.maximum(q.sum(axis=-1, keepdims=True), 1e-12)
+        q = q / np.maximum(q.sum(axis=-1, keepdims=True), 1e-12)
+        return q if multiplicity is None else q / m
 
 
 def make_crf(params: Optional[CRFParams] = None, backend: str = "tf"):

@@ -2,11 +2,12 @@
 
 Inputs are label PNGs (pseudo labels: a hard label becomes a unary with confidence ``gt_prob``,
 the rest spread evenly over the other classes; ``ignore_label`` pixels get a flat unary, so the
-CRF decides them from the image) or ``.npy`` probabilities saved by ``inference.py --outputs
-probs``.  Each input is refined with its image in a worker: a process with the pydensecrf
-backend (this module imports no TensorFlow, so they start in a fraction of a second), a thread of
-this process with the TensorFlow backend (its operations release the GIL: two images in flight
-keep both cores busy where one image's CRF alone leaves them idle part of the time).
+CRF decides them from the image; the classes absent from the map share one channel, see
+``crf.classes``) or ``.npy`` probabilities saved by ``inference.py --outputs probs``.  Each input
+is refined with its image in a worker: a process with the pydensecrf backend (this module imports
+no TensorFlow, so they start in a fraction of a second), a thread of this process with the
+TensorFlow backend (its operations release the GIL: two images in flight keep both cores busy
+where one image's CRF alone leaves them idle part of the time).
 """
 
 from __future__ import annotations
@@ -19,24 +20,11 @@ import numpy as np
 from ..core.errors import DeepLabError
 from ..data.images import MAX_IMAGE_PIXELS, read_image, read_label
 from ..data.inputs import IMAGE_EXTENSIONS
+from .classes import reduce_label_unary, unary_from_labels
 from .dense import make_crf
 from .params import CRFParams
 
 __all__ = ["unary_from_labels", "refine_sources", "refine_one", "init_worker"]
-
-
-def unary_from_labels(labels: np.ndarray, num_classes: int, gt_prob: float, ignore_label: int) -> np.ndarray:
-    """(H, W, C) probabilities of hard labels: ``gt_prob`` on the label, the rest spread; flat where ignored."""
-    probs = np.full(labels.shape + (num_classes,), (1.0 - gt_prob) / max(num_classes - 1, 1), np.float32)
-    valid = labels < num_classes
-    rows, cols = np.nonzero(valid)
-    probs[rows, cols, labels[valid]] = gt_prob
-    probs[~valid] = 1.0 / num_classes
-    if np.any(~valid & (labels != ignore_label)):
-        bad = sorted(set(np.unique(labels[~valid]).tolist()) - {ignore_label})[:8]
-        raise DeepLabError(f"label values {', '.join(map(str, bad))} outside 0..{num_classes - 1} and ignore label "
-                           f"{ignore_label}", "label values out of range")
-    return probs
 
 
 def refine_sources(input_dir: str, image_dir: str, output_dir: str) -> List[Tuple[str, Optional[str], str]]:
@@ -122,16 +110,21 @@ def refine_one(source: Tuple[str, Optional[str], str]) -> Optional[Tuple[str, st
             probs = read_probabilities(path, num_classes)
             probs = np.clip(probs, 0, None)
             probs /= np.maximum(probs.sum(-1, keepdims=True), 1e-12)
+            unary = None
         else:
-            try:
-                probs = unary_from_labels(read_label(path), num_classes, gt_prob, ignore_label)
+            try:  # the absent classes share one channel: the same labels, a fraction of the work
+                unary = reduce_label_unary(read_label(path), num_classes, gt_prob, ignore_label)
             except DeepLabError as e:
                 message = str(e) if str(e).startswith(path) else f"{path}: {e}"
                 raise DeepLabError(message, e.kind) from None
+            probs = unary.probs
         if probs.shape[:2] != rgb.shape[:2]:
             raise DeepLabError(f"{path}: size {probs.shape[1]}x{probs.shape[0]} differs from its image "
                                f"{rgb.shape[1]}x{rgb.shape[0]}", "size differs from image")
-        labels = np.argmax(crf(rgb, probs), axis=-1).astype(np.uint8 if num_classes <= 256 else np.uint16)
+        if unary is None:
+            labels = np.argmax(crf(rgb, probs), axis=-1).astype(np.uint8 if num_classes <= 256 else np.uint16)
+        else:
+            labels = unary.labels(crf(rgb, probs, unary.multiplicity))
         try:
             save_mask(out, labels, colors)
         except OSError as e:

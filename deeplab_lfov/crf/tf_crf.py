@@ -22,10 +22,10 @@ operations have GPU kernels in TensorFlow; it has not yet been run on a GPU here
   being linear); the neighbours along each of the d+1 lattice directions by binary search in the
   sorted hashes (the queries come in almost sorted order, which keeps the search in the cache),
   and only the "minus" neighbour is searched for: the "plus" neighbour is the same link read
-  backwards.  Every iteration then runs as sparse x dense products: splat (the transposed points x
-  vertices matrix of barycentric weights, with the normalisation and the kernel weight folded in),
-  two products per lattice direction for the blur (1/2, 1, 1/2 along the direction's links: the
-  links forwards and backwards), slice.  No Python loop over pixels, any image size.
+  backwards (the transposed product).  Every iteration then runs as sparse x dense products: splat
+  (the transposed points x vertices matrix of barycentric weights, with the normalisation and the
+  kernel weight folded in), two products per lattice direction for the blur (1/2, 1, 1/2 along the
+  direction's links: the links matrix and its transpose), slice.  No Python loop over pixels, any image size.
 * TensorFlow's sparse x dense product runs on one thread, so every step is split into independent
   products (two halves of the points for splat and slice, the two ways of the links for the blur)
   that TensorFlow's executor runs side by side on two cores.
@@ -33,9 +33,10 @@ operations have GPU kernels in TensorFlow; it has not yet been run on a GPU here
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -131,26 +132,21 @@ class PermutohedralLattice:
         # k - 1 on every stored coordinate); the same link read backwards is the other neighbour,
         # k + 1 - (d+1) e_j.  Binary search for those keys in the sorted hashes: searching for the
         # neighbours of the vertices in sorted order keeps the queries (nearly) sorted too.  Each
-        # direction's links are two sparse matrices (forwards, backwards), rows in vertex order.
+        # direction's links are one sparse matrix (rows in sorted-hash order); the blur multiplies by
+        # it and by its transpose (the links read backwards), so the backward links are never built.
         order = tf.argsort(unique)
         sorted_hashes = tf.gather(unique, order)
-        back_to_vertices = tf.math.invert_permutation(order)
-        self.blur_matrices: List[List[tf.SparseTensor]] = []
+        self.blur_matrices: List[tf.SparseTensor] = []
         square = tf.cast(tf.stack([m, m]), tf.int64)
         for j in range(d + 1):
             step = multipliers[j] * (d + 1) if j < d else tf.constant(0, tf.int64)
             query = sorted_hashes - ones + step
             pos = tf.minimum(tf.searchsorted(sorted_hashes, query, out_type=tf.int32), m - 1)
-            neighbour = tf.where(tf.equal(tf.gather(sorted_hashes, pos), query), tf.gather(order, pos), -1)
-            minus = tf.gather(neighbour, back_to_vertices)  # vertex -> its "minus" neighbour or -1
-            here = tf.where(minus >= 0)[:, 0]
-            there = tf.cast(tf.gather(minus, here), tf.int64)
-            plus = tf.scatter_nd(there[:, None], here + 1, tf.cast(m[None], tf.int64)) - 1  # the links read backwards
-            here_back = tf.where(plus >= 0)[:, 0]
-            there_back = tf.gather(plus, here_back)
-            half = tf.fill(tf.shape(here), 0.5)
-            self.blur_matrices.append([tf.SparseTensor(tf.stack([here, there], axis=1), half, square),
-                                       tf.SparseTensor(tf.stack([here_back, there_back], axis=1), half, square)])
+            found = tf.where(tf.equal(tf.gather(sorted_hashes, pos), query))[:, 0]
+            here = tf.gather(order, found)  # the vertices that have a "minus" neighbour ...
+            there = tf.gather(order, tf.gather(pos, found))  # ... and that neighbour
+            links = tf.cast(tf.stack([here, there], axis=1), tf.int64)
+            self.blur_matrices.append(tf.SparseTensor(links, tf.fill(tf.shape(found), 0.5), square))
 
     def filter(self, values: tf.Tensor) -> tf.Tensor:
         """(N, C) -> (N, C): splat, blur along every lattice direction, slice."""
@@ -175,9 +171,9 @@ class PermutohedralLattice:
         bounds = self.point_bounds
         lattice = tf.add_n([tf.sparse.sparse_dense_matmul(part, values[lo:hi], adjoint_a=True)
                             for part, lo, hi in zip(splat, bounds[:-1], bounds[1:])])  # (M, C)
-        for forwards, backwards in self.blur_matrices:  # (1/2, 1, 1/2) along the direction
-            lattice = tf.add_n([lattice, tf.sparse.sparse_dense_matmul(forwards, lattice),
-                                tf.sparse.sparse_dense_matmul(backwards, lattice)])
+        for links in self.blur_matrices:  # (1/2, 1, 1/2) along the direction
+            lattice = tf.add_n([lattice, tf.sparse.sparse_dense_matmul(links, lattice),
+                                tf.sparse.sparse_dense_matmul(links, lattice, adjoint_a=True)])
         return tf.concat([tf.sparse.sparse_dense_matmul(part, lattice) for part in slice_], axis=0)
 
 
@@ -208,12 +204,25 @@ def _pixel_features(height: tf.Tensor, width: tf.Tensor, rgb: tf.Tensor, xy_std:
     return tf.concat([position, tf.reshape(tf.cast(rgb, tf.float32), [-1, 3]) / rgb_std], axis=1)
 
 
-def dense_crf(rgb: tf.Tensor, probabilities: tf.Tensor, params: Optional[CRFParams] = None) -> tf.Tensor:
-    """(H, W, C) probabilities after mean-field inference, for an (H, W, 3) RGB image."""
+def dense_crf(rgb: tf.Tensor, probabilities: tf.Tensor, params: Optional[CRFParams] = None,
+              multiplicity: Optional[tf.Tensor] = None) -> tf.Tensor:
+    """(H, W, C) probabilities after mean-field inference, for an (H, W, 3) RGB image.
+
+    ``multiplicity`` (C,): how many classes each channel stands for (``crf.classes``: the absent
+    classes of a label map in one channel); the result is then each channel's per-class probability.
+    """
     params = params or CRFParams()
     shape = tf.shape(probabilities)
     height, width, classes = shape[0], shape[1], shape[2]
     log_p = tf.math.log(tf.clip_by_value(tf.reshape(probabilities, [-1, classes]), 1e-8, 1.0))  # -unary, (N, C)
+    if multiplicity is None:
+        normalise = functools.partial(tf.nn.softmax, axis=-1)
+    else:  # q_c = exp(a_c) / sum_k m_k exp(a_k)
+        multiplicity = tf.cast(multiplicity, tf.float32)
+        log_m = tf.math.log(multiplicity)
+
+        def normalise(a):
+            return tf.nn.softmax(a + log_m, axis=-1) / multiplicity
 
     messages = []  # functions q (N, C) -> the kernel's weighted, normalised filter of q
     if params.pos_w:
@@ -228,25 +237,30 @@ def dense_crf(rgb: tf.Tensor, probabilities: tf.Tensor, params: Optional[CRFPara
         lattice = PermutohedralLattice(_pixel_features(height, width, rgb, params.bi_xy_std, params.bi_rgb_std))
         messages.append(lattice.normalized_filter(params.bi_w))
 
-    q = tf.nn.softmax(log_p, axis=-1)
+    q = normalise(log_p)
     for _ in range(params.iterations):
-        q = tf.nn.softmax(tf.add_n([log_p] + [message(q) for message in messages]), axis=-1)
+        q = normalise(tf.add_n([log_p] + [message(q) for message in messages]))
     return tf.reshape(q, shape)
 
 
-_COMPILED: Dict[CRFParams, Callable] = {}
+_COMPILED: Dict[Tuple[CRFParams, bool], Callable] = {}
 _COMPILED_LOCK = threading.Lock()
 
 
-def _compiled(params: CRFParams) -> Callable:
+def _compiled(params: CRFParams, with_multiplicity: bool = False) -> Callable:
     """The compiled ``dense_crf`` for ``params``, one per setting per process: every ``TFDenseCRF`` of the
     same setting (evaluate and crf_refine build one per run) shares it, so only the first one traces."""
+    key = (params, with_multiplicity)
     with _COMPILED_LOCK:
-        if params not in _COMPILED:
-            _COMPILED[params] = tf.function(lambda rgb, probs: dense_crf(rgb, probs, params),
-                                            input_signature=[tf.TensorSpec([None, None, 3], tf.uint8),
-                                                             tf.TensorSpec([None, None, None], tf.float32)])
-        return _COMPILED[params]
+        if key not in _COMPILED:
+            images = [tf.TensorSpec([None, None, 3], tf.uint8), tf.TensorSpec([None, None, None], tf.float32)]
+            if with_multiplicity:
+                _COMPILED[key] = tf.function(lambda rgb, probs, m: dense_crf(rgb, probs, params, m),
+                                             input_signature=images + [tf.TensorSpec([None], tf.float32)])
+            else:
+                _COMPILED[key] = tf.function(lambda rgb, probs: dense_crf(rgb, probs, params),
+                                             input_signature=images)
+        return _COMPILED[key]
 
 
 class TFDenseCRF:
@@ -256,8 +270,13 @@ class TFDenseCRF:
     def __init__(self, params: Optional[CRFParams] = None):
         self.params = params = params or CRFParams()
         self._run = _compiled(params)
+        self._run_shared = _compiled(params, with_multiplicity=True)
 
-    def __call__(self, rgb: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    def __call__(self, rgb: np.ndarray, probs: np.ndarray, multiplicity: Optional[np.ndarray] = None) -> np.ndarray:
+        """``multiplicity``: see ``dense_crf`` (``crf.classes``)."""
         if rgb.shape[:2] != probs.shape[:2]:
             raise ValueError(f"image {rgb.shape[:2]} and probabilities {probs.shape[:2]} differ in size")
-        return self._run(tf.constant(rgb, tf.uint8), tf.constant(probs, tf.float32)).numpy()
+        if multiplicity is None:
+            return self._run(tf.constant(rgb, tf.uint8), tf.constant(probs, tf.float32)).numpy()
+        return self._run_shared(tf.constant(rgb, tf.uint8), tf.constant(probs, tf.float32),
+                                tf.constant(multiplicity, tf.float32)).numpy()

@@ -1,0 +1,94 @@
+"""Hard labels (pseudo labels) as the CRF's unary, with the classes absent from the label map in one channel.
+
+A pseudo label says ``gt_prob`` for its class and spreads the rest evenly over the other classes;
+an ignored pixel is flat.  So every class that no pixel is labelled with has the same unary at
+every pixel, and mean-field inference with Potts compatibility treats classes alike: those classes
+stay equal through every iteration.  The CRF is therefore run on the present classes plus one
+shared channel that stands for all the absent ones (a VOC pseudo label has 2-3 classes of 21: 4
+channels instead of 21), and the result is the full CRF's, not an approximation:
+
+* the shared channel carries one absent class's probability; its *multiplicity* m (how many classes
+  it stands for) enters the normalisation, ``q_c = exp(a_c) / (sum_present exp(a) + m exp(a_shared))``;
+* its message is the filter of that one class's probability, as for any class.
+
+Both backends take ``multiplicity`` (``crf.tf_crf.dense_crf`` and ``crf.dense.DenseCRF``).  The
+channels are kept in the order of the first class each stands for, so the argmax over channels
+breaks ties as the argmax over all classes does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+import numpy as np
+
+from ..core.errors import DeepLabError
+
+__all__ = ["unary_from_labels", "reduce_label_unary", "ReducedUnary"]
+
+
+def _check_values(labels: np.ndarray, num_classes: int, ignore_label: int) -> None:
+    stray = (labels >= num_classes) & (labels != ignore_label)
+    if np.any(stray):
+        bad = sorted(np.unique(labels[stray]).tolist())[:8]
+        raise DeepLabError(f"label values {', '.join(map(str, bad))} outside 0..{num_classes - 1} and ignore label "
+                           f"{ignore_label}", "label values out of range")
+
+
+def unary_from_labels(labels: np.ndarray, num_classes: int, gt_prob: float, ignore_label: int) -> np.ndarray:
+    """(H, W, C) probabilities of hard labels: ``gt_prob`` on the label, the rest spread; flat where ignored."""
+    _check_values(labels, num_classes, ignore_label)
+    probs = np.full(labels.shape + (num_classes,), (1.0 - gt_prob) / max(num_classes - 1, 1), np.float32)
+    valid = labels < num_classes
+    rows, cols = np.nonzero(valid)
+    probs[rows, cols, labels[valid]] = gt_prob
+    probs[~valid] = 1.0 / num_classes
+    return probs
+
+
+@dataclasses.dataclass(frozen=True)
+class ReducedUnary:
+    """The unary of a label map on its present classes and one channel for the absent ones.
+
+    ``probs`` (H, W, K): each channel's per-class probability; ``classes`` (K,): the first class each
+    channel stands for, ascending; ``multiplicity`` (K,): how many classes each stands for (1, but
+    ``num_classes - present`` for the shared channel); ``shared``: the shared channel's index, or None
+    when every class is present.
+    """
+
+    probs: np.ndarray
+    classes: np.ndarray
+    multiplicity: np.ndarray
+    shared: Optional[int]
+    num_classes: int
+
+    def labels(self, q: np.ndarray) -> np.ndarray:
+        """(H, W) labels over all classes from the CRF's (H, W, K) per-class probabilities."""
+        dtype = np.uint8 if self.num_classes <= 256 else np.uint16
+        return self.classes[np.argmax(q, axis=-1)].astype(dtype)
+
+    def expand(self, q: np.ndarray) -> np.ndarray:
+        """(H, W, num_classes) probabilities: the shared channel's value for every absent class."""
+        full_to_channel = np.full(self.num_classes, -1 if self.shared is None else self.shared, np.int64)
+        full_to_channel[self.classes[self.multiplicity == 1]] = np.nonzero(self.multiplicity == 1)[0]
+        return q[..., full_to_channel]
+
+
+def reduce_label_unary(labels: np.ndarray, num_classes: int, gt_prob: float, ignore_label: int) -> ReducedUnary:
+    """The unary of ``unary_from_labels`` on the present classes plus one shared channel (see the module)."""
+    _check_values(labels, num_classes, ignore_label)
+    valid = labels < num_classes
+    present = np.unique(labels[valid]).astype(np.int64)
+    absent = np.setdiff1d(np.arange(num_classes), present)
+    classes = np.sort(np.concatenate([present, absent[:1]]))
+    multiplicity = np.ones(len(classes), np.float32)
+    shared = None
+    if len(absent):
+        shared = int(np.searchsorted(classes, absent[0]))
+        multiplicity[shared] = len(absent)
+    probs = np.full(labels.shape + (len(classes),), (1.0 - gt_prob) / max(num_classes - 1, 1), np.float32)
+    rows, cols = np.nonzero(valid)
+    probs[rows, cols, np.searchsorted(classes, labels[valid])] = gt_prob
+    probs[~valid] = 1.0 / num_classes
+    return ReducedUnary(probs, classes, multiplicity, shared, num_classes)

@@ -1,0 +1,80 @@
+"""Hard labels as a CRF unary: the classes absent from a label map share one channel, and the CRF on
+the present classes plus that channel gives the full CRF's probabilities and labels (both backends)."""
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from deeplab_lfov.core.errors import DeepLabError
+from deeplab_lfov.crf.classes import reduce_label_unary, unary_from_labels
+from deeplab_lfov.crf.dense import make_crf
+from deeplab_lfov.crf.params import CRFParams
+from helpers import SAMPLE
+
+PHOTO = np.asarray(Image.open(os.path.join(SAMPLE, "JPEGImages", "sample_003.jpg")).convert("RGB"))[:60, :80]
+
+
+def _pseudo_labels(classes=(0, 8, 15), ignore_label=255):
+    labels = np.full(PHOTO.shape[:2], classes[0], np.uint8)
+    labels[10:45, 20:70] = classes[1]
+    labels[30:55, 5:30] = classes[2]
+    labels[:4] = ignore_label  # unsure pixels: a flat unary
+    return labels
+
+
+@pytest.mark.parametrize("backend", ["tf", "pydensecrf"])
+@pytest.mark.parametrize("classes", [(0, 8, 15), (3, 20, 7), (0, 1, 2)])
+def test_the_absent_classes_channel_gives_the_full_crfs_probabilities(backend, classes):
+    labels = _pseudo_labels(classes)
+    crf = make_crf(CRFParams(iterations=5), backend)
+    full = crf(PHOTO, unary_from_labels(labels, 21, 0.7, 255))
+    unary = reduce_label_unary(labels, 21, 0.7, 255)
+    first_absent = min(set(range(21)) - set(classes))
+    assert unary.probs.shape == labels.shape + (4,)
+    assert unary.classes.tolist() == sorted(classes + (first_absent,))
+    assert unary.multiplicity.tolist() == [18.0 if c == first_absent else 1.0 for c in unary.classes]
+    reduced = crf(PHOTO, unary.probs, unary.multiplicity)
+    assert np.abs(unary.expand(reduced) - full).max() < 1e-5
+    assert np.array_equal(unary.labels(reduced), full.argmax(-1))
+
+
+def test_shared_channel_stands_for_the_first_absent_class_in_ties():
+    labels = np.array([[2, 255]], np.uint8)
+    unary = reduce_label_unary(labels, 4, 0.7, 255)
+    assert unary.classes.tolist() == [0, 2] and unary.multiplicity.tolist() == [3.0, 1.0]
+    flat = np.full((1, 2, 2), 0.25, np.float32)  # a tie everywhere: the full argmax says class 0
+    assert unary.labels(flat).tolist() == [[0, 0]]
+    q = np.array([[[0.1, 0.7], [0.3, 0.1]]], np.float32)
+    assert unary.labels(q).tolist() == [[2, 0]]
+    expanded = unary.expand(q)
+    assert expanded.shape == (1, 2, 4) and expanded[0, 0].tolist() == pytest.approx([0.1, 0.1, 0.7, 0.1])
+
+
+def test_every_class_present_or_none_present():
+    every = reduce_label_unary(np.arange(6, dtype=np.uint8).reshape(2, 3), 6, 0.7, 255)
+    assert every.classes.tolist() == list(range(6)) and every.shared is None
+    assert every.multiplicity.tolist() == [1.0] * 6
+    assert np.array_equal(every.probs, unary_from_labels(np.arange(6, dtype=np.uint8).reshape(2, 3), 6, 0.7, 255))
+    none = reduce_label_unary(np.full((2, 3), 255, np.uint8), 6, 0.7, 255)
+    assert none.classes.tolist() == [0] and none.multiplicity.tolist() == [6.0] and none.shared == 0
+    assert np.allclose(none.probs, 1 / 6) and none.labels(none.probs).tolist() == [[0] * 3] * 2
+
+
+def test_label_values_outside_the_classes_are_refused():
+    with pytest.raises(DeepLabError, match="label values 9 outside 0..5"):
+        reduce_label_unary(np.array([[1, 9, 255]], np.uint8), 6, 0.7, 255)
+
+
+@pytest.mark.parametrize("backend", ["tf", "pydensecrf"])
+def test_crf_refine_of_a_label_png_equals_the_full_crfs_labels(tmp_path, backend):
+    from deeplab_lfov.crf.refine import init_worker, refine_one
+    labels = _pseudo_labels((0, 12, 5))
+    Image.fromarray(PHOTO).save(tmp_path / "a.png")
+    Image.fromarray(labels, mode="L").save(tmp_path / "a_label.png")
+    params = CRFParams(iterations=5)
+    init_worker(params, 21, 0.7, 255, None, backend)
+    assert refine_one((str(tmp_path / "a_label.png"), str(tmp_path / "a.png"), str(tmp_path / "out.png"))) is None
+    expected = make_crf(params, backend)(PHOTO, unary_from_labels(labels, 21, 0.7, 255)).argmax(-1)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "out.png")), expected)
