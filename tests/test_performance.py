@@ -53,6 +53,9 @@ def test_benchmark_runs_in_a_tiny_configuration():
     assert result["eval_crf_to_slower_ratio"] == pytest.approx(result["eval_crf_images_per_s"] / min(
         result["eval_images_per_s"], result["crf_alone_images_per_s"]))
     assert result["refine_tf_images_per_s"] > 0 and result["refine_pydensecrf_images_per_s"] > 0
+    assert result["refine_voc_tf_images_per_s"] > 0 and result["refine_voc_tf_to_pydensecrf_ratio"] == pytest.approx(
+        result["refine_voc_tf_images_per_s"] / result["refine_voc_pydensecrf_images_per_s"])
+    assert isinstance(result["refine_target_met"], bool)
     assert 100 < result["crf_tf_peak_rss_mb"] < 4000
     # the PyTorch rows (bench/torch_peer.py): numbers with PyTorch installed, else a one-line note
     peer = result["torch_peer"]
