@@ -51,12 +51,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     if config.save_dir:
         check_writable(config.save_dir, "--save_dir")
-    # The data are checked first (labels against the classes the checkpoint's index shows), then the model
-    # is built; its classes are the weights' (a --classes file is checked against them, with its own message).
-    num_classes = config.num_classes or peek_num_classes(config.weights) or NUM_CLASSES
+    # The model's classes are the weights'.  A count the flags give (--classes, --num_classes) is checked
+    # against them before any image is read: a wrong count is the problem to report, not the labels it makes
+    # look out of range.  Otherwise the data are checked first (labels against the classes the checkpoint's
+    # index shows), then the model is built.
+    predictor = classes = None
+    if config.num_classes is not None:
+        predictor, classes = predictor_and_classes(config, config.weights,
+                                                   None if config.classes else config.num_classes)
+    num_classes = predictor.model.num_classes if predictor else peek_num_classes(config.weights) or NUM_CLASSES
     entries = usable_entries(entries, config.data_dir, num_classes, config.ignore_label,
                              check=not config.skip_check, log=log, hint="fix them (or remove them from the list)")
-    predictor, classes = predictor_and_classes(config, config.weights, None if config.classes else config.num_classes)
+    if predictor is None:
+        predictor, classes = predictor_and_classes(config, config.weights, None)
     config.num_classes = predictor.model.num_classes
     config.validate()
     names = classes.names_for(config.num_classes)

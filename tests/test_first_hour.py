@@ -1,0 +1,33 @@
+"""The rough edges a new user met walking through the README's first sections: the real problem reported
+first and once, no empty folders left by a failed run, the colour list always written, counted nouns."""
+
+import os
+
+import numpy as np
+from PIL import Image
+
+from helpers import FIXTURES, assert_one_line_error, make_dataset, run_cli
+
+CAFFEMODEL = os.path.join(FIXTURES, "slim.caffemodel")  # 21 classes
+
+
+def _photos(folder, count):
+    folder.mkdir(parents=True)
+    rng = np.random.RandomState(0)
+    for i in range(count):
+        Image.fromarray(rng.randint(0, 255, size=(33, 41, 3), dtype=np.uint8)).save(folder / f"p{i}.png")
+    return folder
+
+
+def test_evaluate_reports_a_class_count_the_weights_do_not_have_before_reading_any_image(tmp_path, capsys):
+    list_path = make_dataset(str(tmp_path), 2)  # VOC labels (values up to 20): out of range for 3 classes
+    os.remove(tmp_path / "JPEGImages" / "img_1.jpg")  # a data problem too: the classes are the one reported
+    classes = tmp_path / "classes.txt"
+    classes.write_text("background\nroad\ntree\n")
+    common = ["--data_dir", tmp_path, "--data_list", list_path, "--restore_from", CAFFEMODEL, "--save_dir", ""]
+    code, out, err = run_cli("evaluate.py", common + ["--classes", classes], capsys)
+    assert_one_line_error(code, err, f"--classes {classes} lists 3 classes", "have 21")
+    assert "Checking" not in out + err  # no image was read
+    code, out, err = run_cli("evaluate.py", common + ["--num_classes", "3"], capsys)
+    assert_one_line_error(code, err, CAFFEMODEL, "have 21 classes, not 3")
+    assert "Checking" not in out + err
