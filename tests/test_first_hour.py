@@ -31,3 +31,31 @@ def test_evaluate_reports_a_class_count_the_weights_do_not_have_before_reading_a
     code, out, err = run_cli("evaluate.py", common + ["--num_classes", "3"], capsys)
     assert_one_line_error(code, err, CAFFEMODEL, "have 21 classes, not 3")
     assert "Checking" not in out + err
+
+
+def test_a_missing_label_or_image_folder_is_one_line_up_front(tmp_path, capsys):
+    list_path = make_dataset(str(tmp_path), 2)
+    missing = tmp_path / "no_such_labels"
+    data = ["--data_dir", tmp_path, "--data_list", list_path]
+    code, out, err = run_cli("evaluate.py", data + ["--label_dir", missing, "--restore_from", CAFFEMODEL,
+                                                    "--save_dir", ""], capsys)
+    assert_one_line_error(code, err, "--label_dir", str(missing))
+    code, out, err = run_cli("util/check_data.py", data + ["--label_dir", missing], capsys)
+    assert_one_line_error(code, err, "--label_dir", str(missing))
+    for flags in (["--label_dir", missing], ["--val_list", list_path, "--val_label_dir", missing]):
+        code, out, err = run_cli("train.py", data + flags + ["--snapshot_dir", tmp_path / "snap", "--num_steps", "1",
+                                                             "--restore_from", ""], capsys)
+        assert_one_line_error(code, err, flags[-2], str(missing))
+        assert not os.path.exists(tmp_path / "snap")  # nothing written
+    (tmp_path / "a_file").write_text("")
+    code, out, err = run_cli("evaluate.py", data + ["--label_dir", tmp_path / "a_file", "--restore_from", CAFFEMODEL],
+                             capsys)
+    assert_one_line_error(code, err, "--label_dir", "not a directory")
+
+    refine = [tmp_path / "SegmentationClassAug", "--image_dir", tmp_path / "no_such_images", "--output_dir",
+              tmp_path / "refined"]
+    code, out, err = run_cli("util/crf_refine.py", refine, capsys)
+    assert_one_line_error(code, err, "--image_dir", str(tmp_path / "no_such_images"))
+    assert not os.path.exists(tmp_path / "refined")
+    code, out, err = run_cli("util/crf_refine.py", [missing] + refine[1:], capsys)
+    assert_one_line_error(code, err, str(missing), "no such directory")

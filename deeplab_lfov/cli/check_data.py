@@ -23,6 +23,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     config = CheckDataConfig.from_args(get_args_parser().parse_args(argv))
     config.require_default_files("data_list")
+    config.require_dirs("label_dir")
     from ..core.progress import Progress
     from ..data.checks import check_data_dir, check_entries, default_report_path, raise_for_problems
     from ..data.reader import read_list

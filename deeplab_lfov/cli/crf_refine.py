@@ -24,6 +24,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     config = CRFRefineConfig.from_args(get_args_parser().parse_args(argv))
+    config.require_dirs("input_dir", "image_dir")
     from ..core.files import check_writable
     from ..crf.refine import refine_all, refine_sources
     from ..data.checks import raise_for_problems

@@ -23,6 +23,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     config = CRFSearchConfig.from_args(get_args_parser().parse_args(argv))
     config.require_default_files("data_list")
+    config.require_dirs("label_dir")
     from ..data.checks import check_data_dir
     from ..data.reader import read_list
     from ..evaluation.crf_search import crf_grid_search

@@ -24,6 +24,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     config = EvalConfig.from_args(get_args_parser().parse_args(argv))
     config.require_default_files("data_list")
+    config.require_dirs("label_dir", "pred_dir")
     crf_params = config.crf_params()
     from ..core.constants import NUM_CLASSES
     from ..core.files import check_writable
@@ -39,9 +40,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         log(f"Evaluating the first {len(entries):,} of the {len(listed):,} entries of {config.data_list} "
             f"(--num_steps {config.num_steps}).")
     if config.pred_dir:
-        if not os.path.isdir(config.pred_dir):
-            from ..core.errors import DeepLabError
-            raise DeepLabError(f"--pred_dir {config.pred_dir}: no such directory")
         config.num_classes = config.num_classes or NUM_CLASSES
         config.validate()
         names = config.classes_for(config.num_classes).names_for(config.num_classes)

@@ -24,6 +24,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     config = TrainConfig.from_args(get_args_parser().parse_args(argv))
     config.require_default_files("data_list")
+    config.require_dirs("label_dir", "val_label_dir")
     from ..training.trainer import train
     train(config, log=log)
     return 0

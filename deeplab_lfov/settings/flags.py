@@ -163,6 +163,18 @@ class Config:
                 raise DeepLabError(f"no {self.flag(name)} given and its default {value} does not exist in the "
                                    f"working directory {os.getcwd()}: pass {self.flag(name)}")
 
+    def require_dirs(self, *names: str) -> None:
+        """Fail in one line, before any file is read, if a folder setting (``--label_dir``, ``--image_dir``)
+        names no folder: each file looked for in it would otherwise be reported missing, one by one."""
+        import os
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        for name in names:
+            value = getattr(self, name)
+            if value and not os.path.isdir(value):
+                problem = "not a directory" if os.path.exists(value) else "no such directory"
+                given = value if fields[name].metadata.get("positional") else f"{self.flag(name)} {value}"
+                raise DeepLabError(f"{given}: {problem}")
+
     @staticmethod
     def flag(name: str) -> str:
         return f"--{name}"
