@@ -59,3 +59,31 @@ def test_a_missing_label_or_image_folder_is_one_line_up_front(tmp_path, capsys):
     assert not os.path.exists(tmp_path / "refined")
     code, out, err = run_cli("util/crf_refine.py", [missing] + refine[1:], capsys)
     assert_one_line_error(code, err, str(missing), "no such directory")
+
+
+def test_a_failed_run_removes_the_output_folder_it_created_and_left_empty(tmp_path, capsys):
+    code, _, err = run_cli("util/export_model.py", [tmp_path / "missing.ckpt", "--output_dir",
+                                                    tmp_path / "new" / "export"], capsys)
+    assert_one_line_error(code, err, "missing.ckpt")
+    assert os.listdir(tmp_path) == []  # neither export/ nor new/ stays
+    (tmp_path / "existing").mkdir()
+    code, _, err = run_cli("util/export_model.py", [tmp_path / "missing.ckpt", "--output_dir", tmp_path / "existing"],
+                           capsys)
+    assert code == 2 and os.path.isdir(tmp_path / "existing")  # it was there before: kept
+
+    photos = _photos(tmp_path / "photos", 1)
+    code, _, err = run_cli("inference.py", [photos, tmp_path / "missing.ckpt", "--save_dir", tmp_path / "out"], capsys)
+    assert code == 2 and not os.path.exists(tmp_path / "out"), err
+    (tmp_path / "bad").mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        (tmp_path / "bad" / name).write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    code, _, err = run_cli("inference.py", [tmp_path / "bad", CAFFEMODEL, "--save_dir", tmp_path / "out"], capsys)
+    assert code == 2 and "2 of 2 images failed" in err and not os.path.exists(tmp_path / "out")
+    code, _, err = run_cli("inference.py", [tmp_path / "bad" / "a.jpg", CAFFEMODEL, "--save_dir", tmp_path / "out"],
+                           capsys)
+    assert code == 2 and not os.path.exists(tmp_path / "out")
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "notes.txt").write_text("mine")
+    code, _, err = run_cli("inference.py", [tmp_path / "bad", CAFFEMODEL, "--save_dir", tmp_path / "kept" / "sub"],
+                           capsys)
+    assert code == 2 and os.listdir(tmp_path / "kept") == ["notes.txt"]  # only what this run created went

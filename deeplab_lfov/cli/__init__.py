@@ -11,6 +11,7 @@ import sys
 from typing import Callable, Optional, Sequence
 
 from ..core.errors import DeepLabError
+from ..core.files import removed_if_left_empty
 from ..core.runtime import log, quiet_stderr, quiet_tensorflow
 
 __all__ = ["run", "quiet_tensorflow", "quiet_stderr", "log", "predictor_and_classes"]
@@ -28,13 +29,15 @@ def predictor_and_classes(config, weights: str, num_classes=None):
 
 
 def run(main: Callable[[Optional[Sequence[str]]], Optional[int]], argv: Optional[Sequence[str]] = None) -> None:
-    """Call ``main(argv)``; a ``DeepLabError`` becomes ``error: ...`` on stderr and exit code 2.
+    """Call ``main(argv)``; a ``DeepLabError`` becomes ``error: ...`` on stderr and exit code 2.  A failed
+    run removes the output folders it created and left empty (``core.files.removed_if_left_empty``).
 
     TensorFlow is not imported here: a program imports it (quietly, through ``core._tf``) only once its
     settings are valid, so ``--help``, a bad flag and every settings error answer at once.
     """
     try:
-        code = main(argv)
+        with removed_if_left_empty():  # a failed run leaves no empty output folder it created
+            code = main(argv)
     except DeepLabError as e:
         message = " ".join(str(e).split())  # one line, whatever the message held
         print(f"error: {message}", file=sys.stderr, flush=True)
