@@ -48,11 +48,15 @@ def test_own_dataset_from_colour_masks_to_overlays(tmp_path, capsys):
     classes = str(root / "classes.txt")
     # Without --classes the colours are listed so that a classes file can be written.
     code, out, err = run_cli("util/convert_labels.py", [root / "masks", "--output_dir", root / "labels"], capsys)
-    assert code == 0 and "need --classes" in out and not os.path.exists(root / "labels")
+    assert code == 0 and "need --classes" in out
     assert re.search(r"200 100\s+50\s+[\d,]+\s+[\d.]+%\s+6\b", out)  # road: in all 6 images
+    # every colour listing writes the colour table, complete on screen or not; nothing is converted
+    assert os.listdir(root / "labels") == ["colours.txt"] and str(root / "labels" / "colours.txt") in out
+    assert "200 100 50 " in (root / "labels" / "colours.txt").read_text()
     code, out, err = run_cli("util/convert_labels.py", [root / "masks", "--output_dir", root / "labels", "--classes",
                                                         classes], capsys)
     assert code == 0, err
+    assert "colours.txt" not in out  # a conversion's palette is the classes file
     assert "Wrote 6 index PNGs" in out and re.search(r"road\s+[\d,]+\s+[\d.]+%\s+6", out) and "Ignored pixels" in out
     label = Image.open(root / "labels" / "p0.png")
     assert label.mode == "P" and set(np.unique(np.asarray(label))) <= {0, 1, 2}

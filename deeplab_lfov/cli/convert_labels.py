@@ -8,8 +8,8 @@ Every file with colours outside the palette is reported (file, colour, pixel cou
 output; JPEG-compressed masks are told apart ("looks JPEG-compressed") with the ``--tolerance`` that
 would map them.  The run ends with per-class statistics (the numbers class weights are made from) and
 exits with code 2 if any file was refused.  Without ``--classes`` (and ``--binary``) it lists the colours
-of the masks instead, near-identical ones grouped, at most ``SURVEY_LINES`` lines (all of them in
-``OUTPUT_DIR/colours.txt``).
+of the masks instead, near-identical ones grouped, at most ``SURVEY_LINES`` lines, and writes every colour
+to ``OUTPUT_DIR/colours.txt`` (converting runs write none: their palette is the classes file).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def _survey(config, paths: Sequence[str]) -> bool:
     """Print the colours of the RGB masks among ``paths`` (grouped); False if there are none."""
     import os
 
-    from ..core.files import write_text_atomic
+    from ..core.files import check_writable, write_text_atomic
     from ..data.convert import JPEG_NEAR, colour_survey, group_colours
     survey = colour_survey(paths, config.workers)
     if not survey:
@@ -49,14 +49,15 @@ def _survey(config, paths: Sequence[str]) -> bool:
         near = f"+{group.merged:,}" if group.merged else ""
         log(f"  {r:>3} {g:>3} {b:>3}  {group.pixels:>14,}  {100 * group.pixels / total:>6.2f}%  {group.images:>8,}  "
             f"{near}")
-    if len(groups) > SURVEY_LINES or len(survey) > len(groups):
-        path = os.path.join(config.output_dir, "colours.txt")
-        write_text_atomic(path, "# R G B pixels images\n" + "".join(
-            f"{r} {g} {b} {pixels} {images}\n" for (r, g, b), (pixels, images) in survey.items()))
-        rest = groups[SURVEY_LINES:]
-        more = (f"... and {len(rest):,} more groups ({100 * sum(g.pixels for g in rest) / total:.2f}% of the pixels); "
-                if rest else "")
-        log(f"{more}every colour with its pixels and images: {path}")
+    # The full table is always written (the start of a classes file), whether or not the screen shows it all.
+    path = os.path.join(config.output_dir, "colours.txt")
+    check_writable(config.output_dir, "--output_dir")
+    write_text_atomic(path, "# R G B pixels images\n" + "".join(
+        f"{r} {g} {b} {pixels} {images}\n" for (r, g, b), (pixels, images) in survey.items()))
+    rest = groups[SURVEY_LINES:]
+    more = (f"... and {len(rest):,} more groups ({100 * sum(g.pixels for g in rest) / total:.2f}% of the pixels); "
+            if rest else "")
+    log(f"{more}every colour with its pixels and images: {path}")
     main = [g for g in groups if g.pixels >= 0.01 * total]
     if len(survey) >= 64 and len(survey) > 8 * len(main):
         near = 100 * sum(g.pixels for g in main) / total
