@@ -155,7 +155,7 @@ def test_collection_errors_are_one_line(tmp_path, capsys):
 
 
 def _segmented(stdout):
-    return int(re.search(r"Segmented (\d+) images", stdout).group(1))
+    return int(re.search(r"Segmented (\d+) images?\b", stdout).group(1))
 
 
 def test_large_images_run_downscaled_above_max_pixels_and_the_summary_says_so(tmp_path, capsys):

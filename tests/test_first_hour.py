@@ -2,6 +2,7 @@
 first and once, no empty folders left by a failed run, the colour list always written, counted nouns."""
 
 import os
+import re
 
 import numpy as np
 from PIL import Image
@@ -87,3 +88,31 @@ def test_a_failed_run_removes_the_output_folder_it_created_and_left_empty(tmp_pa
     code, _, err = run_cli("inference.py", [tmp_path / "bad", CAFFEMODEL, "--save_dir", tmp_path / "kept" / "sub"],
                            capsys)
     assert code == 2 and os.listdir(tmp_path / "kept") == ["notes.txt"]  # only what this run created went
+
+
+def test_summary_lines_count_one_in_the_singular(tmp_path, capsys):
+    photos = _photos(tmp_path / "photos", 1)
+    code, out, err = run_cli("inference.py", [photos, CAFFEMODEL, "--save_dir", tmp_path / "out"], capsys)
+    assert code == 0, err
+    assert re.search(r"Segmented 1 image in", out), out
+    code, out, err = run_cli("inference.py", [photos, CAFFEMODEL, "--save_dir", tmp_path / "out", "--skip_existing"],
+                             capsys)
+    assert code == 0 and "1 images" not in out, out
+
+    list_path = make_dataset(str(tmp_path / "data"), 1)
+    code, out, err = run_cli("evaluate.py", ["--data_dir", tmp_path / "data", "--data_list", list_path, "--restore_from",
+                                             CAFFEMODEL, "--save_dir", ""], capsys)
+    assert code == 0 and "on 1 image:" in out, err
+    code, out, err = run_cli("evaluate.py", ["--data_dir", tmp_path / "data", "--data_list", list_path, "--pred_dir",
+                                             tmp_path / "data" / "SegmentationClassAug"], capsys)
+    assert code == 0 and "on 1 image:" in out, err
+    code, out, err = run_cli("util/check_data.py", ["--data_dir", tmp_path / "data", "--data_list", list_path], capsys)
+    assert code == 0 and "1 entries" not in out and "is usable" in out, out
+
+    labels = tmp_path / "data" / "SegmentationClassAug"
+    refine = [labels, "--image_dir", tmp_path / "data" / "JPEGImages", "--output_dir", tmp_path / "refined",
+              "--workers", "1"]
+    code, out, err = run_cli("util/crf_refine.py", refine, capsys)
+    assert code == 0 and "Refined 1 of 1 in" in out, out + err
+    code, out, err = run_cli("util/crf_refine.py", refine + ["--skip_existing"], capsys)
+    assert code == 0 and "1 outputs" not in out and "the 1 output exists" in out, out

@@ -205,7 +205,7 @@ def test_a_killed_export_leaves_nothing_the_next_export_does_not_clean(tmp_path,
     code, out, err = run_cli("util/export_model.py", [CAFFEMODEL, "--output_dir", out_dir, "--formats", "tflite",
                                                       "--tflite_size", "33"], capsys)
     assert code == 0, err
-    assert "Removed 1 staging folder(s) left by interrupted exports" in out
+    assert "Removed 1 staging folder left by interrupted exports" in out
     assert not [n for n in os.listdir(out_dir) if n.startswith(".")]
 
 

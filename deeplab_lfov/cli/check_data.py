@@ -25,6 +25,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     config.require_default_files("data_list")
     config.require_dirs("label_dir")
     from ..core.progress import Progress
+    from ..core.text import counted
     from ..data.checks import check_data_dir, check_entries, default_report_path, raise_for_problems
     from ..data.reader import read_list
     entries = read_list(config.data_dir, config.data_list, config.label_dir)
@@ -36,7 +37,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     bar.close()
     raise_for_problems(problems, len(entries), f"entries of {config.data_list} are unusable",
                        default_report_path(config.data_list))
-    print(f"All {len(entries):,} entries of {config.data_list} are usable ({time.time() - started:.1f} s).")
+    usable = "The 1 entry" if len(entries) == 1 else f"All {counted(len(entries), 'entry', 'entries')}"
+    print(f"{usable} of {config.data_list} {'is' if len(entries) == 1 else 'are'} usable "
+          f"({time.time() - started:.1f} s).")
     return 0
 
 

@@ -75,6 +75,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     from ..core.errors import DeepLabError
     from ..core.files import check_writable
+    from ..core.text import counted
     from ..data.checks import report_problems
     from ..data.classes import ClassList, read_classes
     from ..data.colormap import VOC_COLORS
@@ -101,7 +102,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if done.written:
         stats = label_statistics(done.written, config.num_classes, config.ignore_label, config.workers,
                                  read=read_label)
-        print(f"Wrote {len(done.written):,} index PNGs to {config.output_dir}. Per class:")
+        print(f"Wrote {counted(len(done.written), 'index PNG')} to {config.output_dir}. Per class:")
         print(stats.table(names))
     if done.unmatched:
         worst = sorted(done.unmatched, key=lambda u: -u[1] / u[2])

@@ -28,6 +28,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     crf_params = config.crf_params()
     from ..core.constants import NUM_CLASSES
     from ..core.files import check_writable
+    from ..core.text import counted
     from ..data.checks import usable_entries
     from ..data.reader import read_list
     from ..evaluation.evaluator import evaluate, evaluate_predictions
@@ -45,7 +46,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         names = config.classes_for(config.num_classes).names_for(config.num_classes)
         confusion = evaluate_predictions(entries, config.pred_dir, num_classes=config.num_classes,
                                          ignore_label=config.ignore_label, log=log)
-        print(format_report(confusion, names, f"Per-class IoU (%) of {config.pred_dir} on {len(entries)} images:"))
+        print(format_report(confusion, names,
+                            f"Per-class IoU (%) of {config.pred_dir} on {counted(len(entries), 'image')}:"))
         return 0
     if config.save_dir:
         check_writable(config.save_dir, "--save_dir")
@@ -73,7 +75,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(format_report(confusion["plain"], names, "Without CRF:"))
         print(format_report(confusion["crf"], names, "With CRF:"))
     else:
-        print(format_report(confusion["plain"], names, f"Per-class IoU (%) on {len(entries)} images:"))
+        print(format_report(confusion["plain"], names, f"Per-class IoU (%) on {counted(len(entries), 'image')}:"))
     if config.save_dir:
         print(f"Masks saved to {config.save_dir}")
     return 0

@@ -40,16 +40,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     config = ExportConfig.from_args(get_args_parser().parse_args(argv))
     from ..core.errors import DeepLabError
     from ..core.files import check_writable
+    from ..core.text import counted
     from ..deploy.export import check_images, export_model
 
     check_writable(config.output_dir, "--output_dir")
     predictor, classes = predictor_and_classes(config, config.model_weights, config.num_classes)
     images = check_images(config.check_images)
     log(f"Exporting {config.model_weights} ({predictor.model.count_params():,} parameters, "
-        f"{predictor.model.num_classes} classes); verifying on {len(images)} check images")
+        f"{predictor.model.num_classes} classes); verifying on {counted(len(images), 'check image')}")
     report = export_model(config, predictor, images, log, classes=classes)
     if report.cleaned:
-        log(f"Removed {len(report.cleaned)} staging folder(s) left by interrupted exports")
+        log(f"Removed {counted(len(report.cleaned), 'staging folder')} left by interrupted exports")
     log(report_table(report))
     for path in report.files:
         log(f"Wrote {path}")
@@ -60,9 +61,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise DeepLabError(f"{len(failed)} of {len(report.artifacts)} artifacts not published: {'; '.join(reasons)}"
                            f"{kept} (an earlier version of a file not published is left as it was)")
     if report.problems:
-        raise DeepLabError(f"{'; '.join(report.problems)}: the {len(published)} artifacts are published in "
+        raise DeepLabError(f"{'; '.join(report.problems)}: the {counted(len(published), 'artifact')} "
+                           f"{'is' if len(published) == 1 else 'are'} published in "
                            f"{config.output_dir}, but their description is not up to date")
-    log(f"Published {len(published)} artifacts in {config.output_dir} (model.json describes them)")
+    log(f"Published {counted(len(published), 'artifact')} in {config.output_dir} (model.json describes them)")
     return 0
 
 

@@ -33,6 +33,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     crf = config.make_crf()  # fails now, before any work, if the backend's package is missing
     from ..core.errors import DeepLabError
     from ..core.files import check_writable
+    from ..core.text import counted
     from ..data.checks import raise_for_problems
     from ..data.inputs import collect, not_images_phrase, shard
     from ..deploy.collection import output_clashes, output_paths, segment
@@ -70,14 +71,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     part = f" (shard {config.shard}: {len(items) + len(problems):,} of {total:,})" if config.shard else ""
     extra = ""
     if summary.downscaled:
-        extra += f"; {summary.downscaled:,} image{'s' if summary.downscaled != 1 else ''} above {limit} ran " \
-                 f"downscaled (--max_pixels)"
+        extra += f"; {counted(summary.downscaled, 'image')} above {limit} ran downscaled (--max_pixels)"
     if not_images:
         extra += f"; {not_images_phrase(not_images)}"
     if not summary.done and not summary.problems:
-        print(f"Nothing to do{part}: all {summary.skipped:,} images have their outputs in {config.save_dir}{extra}")
+        have = "has its" if summary.skipped == 1 else "have their"
+        print(f"Nothing to do{part}: {'the' if summary.skipped == 1 else 'all'} {counted(summary.skipped, 'image')} "
+              f"{have} outputs in {config.save_dir}{extra}")
         return 0
-    print(f"Segmented {summary.done:,} images{part} in {summary.seconds:.1f} s ({rate:.2f} images/s); "
+    print(f"Segmented {counted(summary.done, 'image')}{part} in {summary.seconds:.1f} s ({rate:.2f} images/s); "
           f"{len(summary.problems):,} failed, {summary.skipped:,} skipped (outputs exist){extra}; outputs in "
           f"{config.save_dir}")
     raise_for_problems(summary.problems, len(items) + len(problems), "images failed", report)

@@ -12,6 +12,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..core.text import counted
 from ..crf.dense import make_crf
 from ..crf.params import CRFParams
 from ..data.reader import Entry, load_pair
@@ -47,7 +48,7 @@ def crf_grid_search(predictor: Predictor, entries: Sequence[Entry], *, num_class
         plain += confusion_matrix(label, probs.argmax(-1), num_classes, ignore_label)
         cached.append((rgb, probs.astype(np.float16), label))
     plain_miou = scores(plain)["mean_iou"]
-    log(f"Without CRF: mean IoU {plain_miou:.4f} on {len(entries)} images")
+    log(f"Without CRF: mean IoU {plain_miou:.4f} on {counted(len(entries), 'image')}")
     tried: List[Tuple[CRFParams, float]] = []
     for w, xy, rgb_std in itertools.product(bi_w, bi_xy_std, bi_rgb_std):
         params = CRFParams(bi_w=w, bi_xy_std=xy, bi_rgb_std=rgb_std, pos_w=pos_w, pos_xy_std=pos_xy_std,
