@@ -5,6 +5,7 @@ import os
 import re
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from helpers import FIXTURES, assert_one_line_error, make_dataset, run_cli
@@ -116,3 +117,29 @@ def test_summary_lines_count_one_in_the_singular(tmp_path, capsys):
     assert code == 0 and "Refined 1 of 1 in" in out, out + err
     code, out, err = run_cli("util/crf_refine.py", refine + ["--skip_existing"], capsys)
     assert code == 0 and "1 outputs" not in out and "the 1 output exists" in out, out
+
+
+def test_what_the_readme_says_of_check_datas_report_and_the_ignore_line(tmp_path, capsys, monkeypatch):
+    import tempfile
+
+    from deeplab_lfov.core.errors import DeepLabError
+    from deeplab_lfov.data.classes import read_classes
+    from deeplab_lfov.data.convert import convert_mask
+    list_path = make_dataset(str(tmp_path), 1, name="train.txt")
+    with open(list_path, "a") as f:
+        f.writelines(f"/JPEGImages/gone_{i}.jpg /SegmentationClassAug/img_0.png\n" for i in range(21))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    code, out, err = run_cli("util/check_data.py", ["--data_dir", tmp_path, "--data_list", list_path], capsys)
+    report = tmp_path / "tmp" / "deeplab-lfov-problems-train.txt"  # $TMPDIR/deeplab-lfov-problems-LIST.txt
+    assert code == 2 and str(report) in err and len(report.read_text().splitlines()) == 21
+    assert len([line for line in err.splitlines() if "gone_" in line]) == 20  # the first 20 on stderr
+
+    (tmp_path / "c.txt").write_text("__ignore__ 255 255 255\nbackground 10 10 10\n")
+    classes = read_classes(str(tmp_path / "c.txt"))
+    assert tuple(classes.colors[255]) == (255, 255, 255)  # masks draw 255 in it
+    Image.fromarray(np.array([[(10, 10, 10), (255, 255, 255)]], np.uint8)).save(tmp_path / "m.png")
+    np.testing.assert_array_equal(convert_mask(str(tmp_path / "m.png"), classes, 1).labels, [[0, 255]])
+    Image.fromarray(np.array([[(10, 10, 10), (224, 224, 192)]], np.uint8)).save(tmp_path / "cream.png")
+    with pytest.raises(DeepLabError, match=r"colour \(224, 224, 192\): 1 pixel$"):  # VOC's cream is replaced
+        convert_mask(str(tmp_path / "cream.png"), classes, 1)

@@ -36,6 +36,7 @@ from PIL import Image
 from ..core.constants import IGNORE_LABEL
 from ..core.errors import DeepLabError
 from ..core.progress import Progress
+from ..core.text import counted
 from .checks import Problem
 from .classes import ClassList
 from .colormap import save_mask
@@ -217,7 +218,8 @@ def _unknown_colours(path: str, survey: _Survey, total: int) -> DeepLabError:
             f"save the masks as PNG, or pass --tolerance {tolerance} (99% of its pixels are within it)",
             "looks JPEG-compressed")
     order = np.argsort(-unknown.counts, kind="stable")[:5]
-    shown = "; ".join(f"colour {_unpack(int(unknown.codes[i]))}: {int(unknown.counts[i]):,} pixels" for i in order)
+    shown = "; ".join(f"colour {_unpack(int(unknown.codes[i]))}: {counted(int(unknown.counts[i]), 'pixel')}"
+                      for i in order)
     more = f" and {len(unknown.codes) - 5:,} more colours" if len(unknown.codes) > 5 else ""
     return DeepLabError(f"{path}: colours not in the --classes palette: {shown}{more}", "unknown colour")
 
