@@ -6,8 +6,7 @@
 The program lives in ``deeplab_lfov/cli/infer.py``; ``python inference.py --help`` lists its flags.
 """
 
-from deeplab_lfov.cli import run
-from deeplab_lfov.cli.infer import get_args_parser, main  # noqa: F401  (get_args_parser: for tools and tests)
+from deeplab_lfov.cli.infer import entry, get_args_parser, main  # noqa: F401  (get_args_parser, main: for tools and tests)
 
 if __name__ == "__main__":
-    run(main)
+    entry()  # an inference-only process: oneDNN keeps its filters (core.runtime.frozen_weights_process)

@@ -1,5 +1,6 @@
 """inference.py end to end: real image files in, a VOC palette PNG of the input size out."""
 
+import os
 import subprocess
 import sys
 
@@ -42,6 +43,40 @@ def test_inference_as_a_subprocess_prints_nothing_but_its_result(tmp_path):
     proc = subprocess.run([sys.executable, "inference.py", str(tmp_path / "nope.jpg"), CAFFEMODEL],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert_one_line_error(proc.returncode, proc.stderr, "nope.jpg")
+
+
+def test_an_inference_process_keeps_its_filters_and_the_same_labels(tmp_path):
+    """inference.py declares its process inference-only (oneDNN reorders each filter once and keeps it):
+    over images of several sizes, odd and even (each compiles other convolutions, the kept filters are
+    reused or reordered again), the masks are the labels of a process that reads the filters every call."""
+    from deeplab_lfov.data.images import read_image
+    from deeplab_lfov.evaluation.predict import Predictor
+    from deeplab_lfov.model.weights import build_model, load_weights
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.RandomState(3)
+    for i, (h, w) in enumerate([(45, 61), (64, 64), (33, 50), (45, 61)]):
+        Image.fromarray(rng.randint(0, 255, size=(h, w, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    proc = subprocess.run([sys.executable, "-c", "import os; from deeplab_lfov.core.runtime import frozen_weights_process"
+                           " as f; f(); print(os.environ.get('TF_ONEDNN_ASSUME_FROZEN_WEIGHTS'))"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == "1", proc.stderr  # what inference.py's entry point sets before TensorFlow
+    proc = subprocess.run([sys.executable, "inference.py", str(folder), CAFFEMODEL, "--save_dir", str(tmp_path / "out")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    predictor = Predictor(build_model(load_weights(CAFFEMODEL)))
+    for i in range(4):
+        expected = predictor.labels(read_image(str(folder / f"{i}.png")))
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / f"{i}.png")), expected)
+
+
+def test_frozen_weights_process_only_before_tensorflow(monkeypatch):
+    from deeplab_lfov.core.runtime import FROZEN_WEIGHTS_ENV, frozen_weights_process
+    monkeypatch.delenv(FROZEN_WEIGHTS_ENV, raising=False)
+    assert frozen_weights_process() is False  # TensorFlow is imported here: too late, nothing is set
+    assert FROZEN_WEIGHTS_ENV not in os.environ
+    monkeypatch.setenv(FROZEN_WEIGHTS_ENV, "0")  # the user's choice wins
+    assert frozen_weights_process() is False
 
 
 def test_inference_errors(tmp_path, capsys):

@@ -19,6 +19,7 @@ import os
 from typing import Optional, Sequence
 
 from ..cli import predictor_and_classes, run
+from ..core.runtime import frozen_weights_process
 from ..settings import InferConfig
 from ..settings.flags import parse_shard
 
@@ -87,6 +88,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def entry() -> None:
+    """The console entry point: an inference-only process (``runtime.frozen_weights_process``)."""
+    frozen_weights_process()
     run(main)
 
 
