@@ -186,15 +186,17 @@ def test_an_image_the_net_runs_out_of_memory_on_fails_alone(tmp_path, capsys, mo
     for i in range(3):
         Image.fromarray(_photo(i, 60, 80)).save(root / f"{i}.png")
     Image.fromarray(_photo(9, 60, 80)).save(root / "3_huge.png")  # same size: batched with the others
-    real = Predictor.probabilities_batch
 
-    def exhausted_on_huge(self, rgbs):
-        if any(rgb[0, 0].tolist() == huge_corner for rgb in rgbs):
-            raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor with shape[1,64,60,80]")
-        return real(self, rgbs)
+    def exhausted_on_huge(real):
+        def run(self, rgbs):
+            if any(rgb[0, 0].tolist() == huge_corner for rgb in rgbs):
+                raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor with shape[1,64,60,80]")
+            return real(self, rgbs)
+        return run
 
     huge_corner = np.asarray(Image.open(root / "3_huge.png"))[0, 0].tolist()
-    monkeypatch.setattr(Predictor, "probabilities_batch", exhausted_on_huge)
+    for method in ("probabilities_batch", "labels_batch"):  # masks alone come from labels_batch
+        monkeypatch.setattr(Predictor, method, exhausted_on_huge(getattr(Predictor, method)))
     code, stdout, err = run_cli("inference.py", [root, CAFFEMODEL, "--save_dir", tmp_path / "o", "--batch_size", "4"],
                                 capsys)
     assert code == 2 and _segmented(stdout) == 3

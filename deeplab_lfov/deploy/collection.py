@@ -259,8 +259,18 @@ def _run_batch(predictor, batch: Sequence[_Decoded], summary: Summary, bar: Opti
 
     A batch the net runs out of memory on is run again one image at a time, so an image fails alone.
     """
+    # Only masks and overlays of images run at their own size, without the CRF: the labels come out of the
+    # graph (argmax of the same probabilities, Predictor.labels_batch), the probabilities never leave it.
+    labels_only = (crf is None and predictor.model.num_classes <= 256
+                   and all(one.small is one.rgb and one.rgb.dtype == np.uint8 and "probs" not in one.paths
+                           for one in batch))
     try:
-        all_probs = predictor.probabilities_batch([one.small for one in batch])
+        if labels_only:
+            all_labels = predictor.labels_batch([one.small for one in batch])
+            all_probs = [None] * len(batch)
+        else:
+            all_probs = predictor.probabilities_batch([one.small for one in batch])
+            all_labels = [None] * len(batch)
     except (tf.errors.ResourceExhaustedError, MemoryError) as e:
         if len(batch) > 1:
             for one in batch:
@@ -278,9 +288,9 @@ def _run_batch(predictor, batch: Sequence[_Decoded], summary: Summary, bar: Opti
         for one in batch:
             _record_failure(summary, one.item, e)
         return
-    for one, probs in zip(batch, all_probs):
+    for one, probs, labels in zip(batch, all_probs, all_labels):
         try:
-            _write_outputs(one, probs, crf=crf, names=names, colors=colors)
+            _write_outputs(one, probs, labels, crf=crf, names=names, colors=colors)
             summary.done += 1
             summary.downscaled += one.over_limit
         except (DeepLabError, OSError) as e:
@@ -299,26 +309,28 @@ def _first_line(error: Exception) -> str:
     return lines[0][:200] if lines else type(error).__name__
 
 
-def _write_outputs(one: _Decoded, probs: np.ndarray, *, crf: Optional[Callable], names: Sequence[str],
-                   colors: Optional[np.ndarray]) -> None:
-    """The mask, overlay and probabilities of one image, at its full size (CRF-refined if asked)."""
+def _write_outputs(one: _Decoded, probs: Optional[np.ndarray], labels: Optional[np.ndarray], *,
+                   crf: Optional[Callable], names: Sequence[str], colors: Optional[np.ndarray]) -> None:
+    """The mask, overlay and probabilities of one image, at its full size (CRF-refined if asked); ``labels``:
+    the net's labels at full size already (then ``probs`` is ``None`` and neither the CRF nor probs asked)."""
     rgb, paths = one.rgb, one.paths
     height, width = rgb.shape[:2]
     full: Optional[np.ndarray] = probs
-    if one.small is not rgb:  # ran downscaled: back to the image's size
-        full = None
-        if crf is not None or "probs" in paths:
-            full = np.empty((height, width, probs.shape[-1]), np.float32)
+    if labels is None:
+        if one.small is not rgb:  # ran downscaled: back to the image's size
+            full = None
+            if crf is not None or "probs" in paths:
+                full = np.empty((height, width, probs.shape[-1]), np.float32)
+                for start, block in upsample_rows(probs, height, width, _rows(width, probs.shape[-1])):
+                    full[start:start + len(block)] = block
+        if crf is not None:
+            full = crf(rgb, full)
+        if full is not None:
+            labels = np.argmax(full, axis=-1).astype(np.uint8 if full.shape[-1] <= 256 else np.uint16)
+        else:  # only the mask of a large image: row blocks, never the full probabilities
+            labels = np.empty((height, width), np.uint8 if probs.shape[-1] <= 256 else np.uint16)
             for start, block in upsample_rows(probs, height, width, _rows(width, probs.shape[-1])):
-                full[start:start + len(block)] = block
-    if crf is not None:
-        full = crf(rgb, full)
-    if full is not None:
-        labels = np.argmax(full, axis=-1).astype(np.uint8 if full.shape[-1] <= 256 else np.uint16)
-    else:  # only the mask of a large image: row blocks, never the full probabilities
-        labels = np.empty((height, width), np.uint8 if probs.shape[-1] <= 256 else np.uint16)
-        for start, block in upsample_rows(probs, height, width, _rows(width, probs.shape[-1])):
-            labels[start:start + len(block)] = np.argmax(block, axis=-1)
+                labels[start:start + len(block)] = np.argmax(block, axis=-1)
     if "mask" in paths:
         save_mask(paths["mask"], labels, colors)
     if "overlay" in paths:
