@@ -225,6 +225,7 @@ def bench_collection(model, root: str, size: int, count: int, batch: int) -> dic
     predictor = Predictor(model)
     items, _ = gather(folder)
     segment(predictor, items[:batch], os.path.join(root, "warm"), batch_size=batch, progress=False)  # compile
+    predictor.probabilities_of_inputs(np.stack(arrays[:batch]))  # and the bare pass's graph (masks: Predictor.labels)
     t0 = time.perf_counter()
     summary = segment(predictor, items, os.path.join(root, "masks"), batch_size=batch, progress=False)
     collection = summary.done / (time.perf_counter() - t0)
@@ -255,7 +256,8 @@ def bench_exports(model, root: str, size: int, repeats: int) -> dict:
 
 
 def peak_memory_of_large_photo(root: str, width: float, hw, max_size: int) -> float:
-    """Peak RSS (MB) of inference.py's main on one large JPEG with ``--max_size``, in a fresh process."""
+    """Peak RSS (MB) of inference.py on one large JPEG with ``--max_size``, in a fresh process (inference-only,
+    as inference.py's: ``core.runtime.frozen_weights_process``)."""
     from PIL import Image
 
     from deeplab_lfov.model.weights import save_weights
@@ -264,7 +266,9 @@ def peak_memory_of_large_photo(root: str, width: float, hw, max_size: int) -> fl
     Image.fromarray(base).resize((hw[1], hw[0]), Image.BILINEAR).save(photo, quality=85)
     model = DeepLabLargeFOV(width_multiplier=width, seed=0)
     weights = save_weights(os.path.join(root, "large_net.ckpt"), {k: v.numpy() for k, v in model.named_variables().items()})
-    return peak_memory_of("from deeplab_lfov.cli import infer\n"
+    return peak_memory_of("from deeplab_lfov.core.runtime import frozen_weights_process\n"
+                          "frozen_weights_process()  # as inference.py's entry point\n"
+                          "from deeplab_lfov.cli import infer\n"
                           f"infer.main([{photo!r}, {weights!r}, '--save_dir', {os.path.join(root, 'large_out')!r}, "
                           f"'--max_size', '{max_size}'])")
 

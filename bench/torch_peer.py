@@ -12,10 +12,11 @@ without it, a one-line note in the bench) and never a requirement of the package
 
 The work timed is the same on both sides, one RGB uint8 image in, its uint8 label map out:
 
-* ours, by ``path``: ``"predictor"``, what ``inference.py`` runs for one image today
-  (``deploy.collection``: ``Predictor.probabilities_batch``, then ``np.argmax``); ``"labels"``,
-  ``Predictor.labels`` (the same labels, the whole path in one graph); ``"graph"``, the bench's
-  inference row (argmax of ``upsampled_logits`` in a ``tf.function``, no softmax);
+* ours, by ``path``: ``"predictor"``, what ``inference.py`` runs for the mask of one image today
+  (``deploy.collection``: without the CRF or a probabilities output, ``Predictor.labels_batch``), in a
+  process declared inference-only as inference.py's (``core.runtime.frozen_weights_process``: oneDNN keeps
+  its reordered filters); ``"labels"``, ``Predictor.labels`` in an ordinary process; ``"graph"``,
+  the bench's inference row (argmax of ``upsampled_logits`` in a ``tf.function``, no softmax);
   ``"constant_filters"``, ``Predictor(constant_filters=True).labels``;
 * PyTorch: the same preprocessing (BGR, minus the VGG mean), ``torch_largefov`` (VGG-16 with conv5
   at dilation 2, ceil-mode max pools with Caffe's padding, ``pool5a`` counting the padding, fc6 3x3 at
@@ -161,9 +162,9 @@ def _ours_labels_fn(model, path: str):
     """uint8 RGB (H, W, 3) -> uint8 labels (H, W), as ``path`` runs it."""
     from deeplab_lfov.core._tf import tf
     from deeplab_lfov.evaluation.predict import Predictor, preprocess_tensor
-    if path == "predictor":
+    if path == "predictor":  # deploy.collection's choice for a mask at the image's size, no CRF, no probs
         predictor = Predictor(model)
-        return lambda rgb: np.argmax(predictor.probabilities_batch([rgb])[0], axis=-1).astype(np.uint8)
+        return lambda rgb: predictor.labels_batch([rgb])[0]
     if path == "labels":
         return Predictor(model).labels
     if path == "constant_filters":
@@ -184,6 +185,9 @@ def _ours_train_fn(model):
 
 
 def _ours_worker(args) -> dict:
+    if args.path == "predictor" and not args.train:  # a process as inference.py's: before TensorFlow is imported
+        from deeplab_lfov.core.runtime import frozen_weights_process
+        frozen_weights_process()
     from deeplab_lfov.core._tf import tf
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
