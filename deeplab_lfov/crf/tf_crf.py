@@ -141,7 +141,7 @@ class PermutohedralLattice:
         order = tf.argsort(unique)
         sorted_hashes = tf.gather(unique, order)
         back_to_vertices = tf.math.invert_permutation(order)
-        self.blur_neighbours: List[tf.Tensor] = []  # per direction, (m + 1, 2) int32: minus and plus neighbours
+        self.blur_neighbours: List[Tuple[tf.Tensor, tf.Tensor]] = []  # per direction: minus, plus, (m + 1,) int32
         nowhere = tf.fill(m[None] + 1, m)
         for j in range(d + 1):
             step = multipliers[j] * (d + 1) if j < d else tf.constant(0, tf.int64)
@@ -151,7 +151,7 @@ class PermutohedralLattice:
             minus = tf.concat([tf.gather(neighbour, back_to_vertices), m[None]], axis=0)
             here = tf.where(minus[:m] < m)[:, 0]
             plus = tf.tensor_scatter_nd_update(nowhere, tf.gather(minus, here)[:, None], tf.cast(here, tf.int32))
-            self.blur_neighbours.append(tf.stack([minus, plus], axis=1))
+            self.blur_neighbours.append((minus, plus))
 
     def filter(self, values: tf.Tensor) -> tf.Tensor:
         """(N, C) -> (N, C): splat, blur along every lattice direction, slice."""
@@ -176,9 +176,8 @@ class PermutohedralLattice:
         bounds = self.point_bounds
         lattice = tf.add_n([tf.sparse.sparse_dense_matmul(part, values[lo:hi], adjoint_a=True)
                             for part, lo, hi in zip(splat, bounds[:-1], bounds[1:])])  # (M, C)
-        for neighbours in self.blur_neighbours:  # (1, 2, 1) along the direction
-            lattice = tf.add_n([lattice, lattice, tf.gather(lattice, neighbours[:, 0]),
-                                tf.gather(lattice, neighbours[:, 1])])
+        for minus, plus in self.blur_neighbours:  # (1, 2, 1) along the direction
+            lattice = tf.add_n([lattice, lattice, tf.gather(lattice, minus), tf.gather(lattice, plus)])
         return tf.concat([tf.sparse.sparse_dense_matmul(part, lattice) for part in slice_], axis=0)
 
 
@@ -224,10 +223,10 @@ def dense_crf(rgb: tf.Tensor, probabilities: tf.Tensor, params: Optional[CRFPara
         normalise = functools.partial(tf.nn.softmax, axis=-1)
     else:  # q_c = exp(a_c) / sum_k m_k exp(a_k)
         multiplicity = tf.cast(multiplicity, tf.float32)
-        log_m = tf.math.log(multiplicity)
 
         def normalise(a):
-            return tf.nn.softmax(a + log_m, axis=-1) / multiplicity
+            e = tf.exp(a - tf.reduce_max(a, axis=-1, keepdims=True))
+            return e * tf.math.reciprocal(tf.reduce_sum(e * multiplicity, axis=-1, keepdims=True))
 
     messages = []  # functions q (N, C) -> the kernel's weighted, normalised filter of q
     if params.pos_w:
