@@ -354,7 +354,7 @@ def main(argv=None) -> int:
     crf_hw = (48, 64) if args.tiny else (375, 500)
     results.update(crf_rows(repeats, crf_hw))
     results.update(eval_overlap_rows(2 if args.tiny else 8, crf_hw, width_multiplier=width))
-    results.update(refine_rows(2 if args.tiny else 8, crf_hw))
+    results.update(refine_rows(2 if args.tiny else 8, crf_hw, workers=1 if args.tiny else None))  # --tiny: no pools
 
     if args.json:
         print(json.dumps(results, indent=1))

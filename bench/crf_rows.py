@@ -214,6 +214,9 @@ def refine_rows(count: int = 8, hw: Tuple[int, int] = (375, 500), *, workers: Op
                 ("voc_labels", "tf", workers, "refine_voc_tf_images_per_s"),
                 ("voc_labels", "pydensecrf", workers, "refine_voc_pydensecrf_images_per_s")]
         for labels, backend, n, key in runs:
+            if key == "refine_tf_images_per_s" and n == 1:  # the same run as the 1-worker row
+                out[key] = out["refine_tf_1_worker_images_per_s"]
+                continue
             sources = refine_sources(os.path.join(root, labels), os.path.join(root, "images"),
                                      os.path.join(root, f"out_{labels}_{backend}_{n}"))
             try:
