@@ -175,7 +175,7 @@ class PermutohedralLattice:
         the points; the two ways of each direction's links), which TensorFlow runs side by side."""
         bounds = self.point_bounds
         lattice = tf.add_n([tf.sparse.sparse_dense_matmul(part, values[lo:hi], adjoint_a=True)
-                            for part, lo, hi in zip(splat, bounds[:-1], bounds[1:])])  # (M, C)
+                            for part, lo, hi in zip(splat, bounds[:-1], bounds[1:])])  # (M + 1, C): row M is 0
         for minus, plus in self.blur_neighbours:  # (1, 2, 1) along the direction
             lattice = tf.add_n([lattice, lattice, tf.gather(lattice, minus), tf.gather(lattice, plus)])
         return tf.concat([tf.sparse.sparse_dense_matmul(part, lattice) for part in slice_], axis=0)
