@@ -80,18 +80,19 @@ def test_tf_argmax_picks_the_first_of_equal_maxima_as_numpy():
                                   np.argmax(probs, axis=-1))
 
 
-@pytest.mark.parametrize("name", ["largefov", "resnet101"])
+@pytest.mark.parametrize("name", ["largefov", pytest.param("resnet101", marks=pytest.mark.slow)])
 def test_constant_filters_give_the_variables_numbers_bit_for_bit(name):
     from deeplab_lfov.model import build_net
     from deeplab_lfov.model.deeplab_segmenter import constant_filters
     net = build_net(name, 21, width_multiplier=0.125 if name == "largefov" else 1 / 16, seed=2)
     with_constants = Predictor(net, constant_filters=True)
     plain = Predictor(net)
-    # LargeFOV at an odd and an even size (its pools pad differently); ResNet-101 at one (each size
-    # compiles both graphs of both predictors, about 6 s a size for ResNet-101)
+    # LargeFOV at an odd and an even size (its pools pad differently), both graphs; ResNet-101 (with MSC:
+    # 6 s to compile a graph) at one size, its probabilities
     for hw in [(41, 41), (40, 52)] if name == "largefov" else [(40, 52)]:
         rgb = np.random.RandomState(hw[1]).randint(0, 255, size=hw + (3,), dtype=np.uint8)
         np.testing.assert_array_equal(with_constants.probabilities(rgb), plain.probabilities(rgb))
-        np.testing.assert_array_equal(with_constants.labels(rgb), plain.labels(rgb))
+        if name == "largefov":
+            np.testing.assert_array_equal(with_constants.labels(rgb), plain.labels(rgb))
     filters = constant_filters(net)  # the 3x3 and larger filters only; 1x1 convolutions keep their variables
     assert filters and set(filters) == {n for n, conv in net.convs.items() if conv.w.shape[0] >= 3}
