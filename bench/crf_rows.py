@@ -3,7 +3,8 @@
 CRF overlapped with the net, and ``util/crf_refine.py`` per backend.
 
     python bench/crf_rows.py              # 500x375 images, 21 classes, 10 iterations (a few minutes)
-    python bench/crf_rows.py --tiny       # 48x64 images, one repetition: what the test runs
+    python bench/crf_rows.py --tiny       # 48x64 images, one repetition (bench.py --tiny, what the test
+                                          # runs, also refines in one worker: no process pools)
     python bench/crf_rows.py --json --width 1.0
 
 ``bench/bench.py`` calls the three functions; each returns JSON-friendly numbers and a

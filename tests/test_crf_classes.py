@@ -78,3 +78,51 @@ def test_crf_refine_of_a_label_png_equals_the_full_crfs_labels(tmp_path, backend
     assert refine_one((str(tmp_path / "a_label.png"), str(tmp_path / "a.png"), str(tmp_path / "out.png"))) is None
     expected = make_crf(params, backend)(PHOTO, unary_from_labels(labels, 21, 0.7, 255)).argmax(-1)
     assert np.array_equal(np.asarray(Image.open(tmp_path / "out.png")), expected)
+
+
+def _striped_scene():
+    """Labels 0 and 1 on the left, the rest unsure (255) across stripes of far-apart colours: where no
+    label reaches, every class is at about 1/C and the CRF decides between near-ties."""
+    rng = np.random.RandomState(3)
+    colours = []
+    while len(colours) < 16:
+        c = rng.randint(0, 256, 3)
+        if all(np.abs(c - d).max() > 70 for d in colours):
+            colours.append(c)
+    rgb = np.zeros((30, 20 + 14 * 15, 3), np.uint8)
+    rgb[:, :20] = colours[0]
+    for i in range(1, 16):
+        rgb[:, 20 + (i - 1) * 14:20 + i * 14] = colours[i]
+    labels = np.full(rgb.shape[:2], 255, np.uint8)
+    labels[:, :10], labels[:, 10:20] = 0, 1
+    return rgb, labels
+
+
+@pytest.mark.parametrize("backend", ["tf", "pydensecrf"])
+def test_near_ties_never_give_a_class_that_is_in_no_label(backend):
+    rgb, labels = _striped_scene()
+    crf = make_crf(CRFParams(), backend)
+    unary = reduce_label_unary(labels, 21, 0.7, 255)
+    reduced = unary.labels(crf(rgb, unary.probs, unary.multiplicity))
+    full = crf(rgb, unary_from_labels(labels, 21, 0.7, 255)).argmax(-1)
+    assert set(np.unique(reduced)) <= {0, 1}  # an absent class never beats a present one but by rounding
+    assert np.mean(reduced == full) > 0.99
+
+
+@pytest.mark.parametrize("backend", ["tf", "pydensecrf"])
+def test_a_label_no_likelier_than_the_rest_ties_as_the_full_argmax(backend):
+    labels = np.zeros((12, 16), np.uint8)
+    labels[:, 8:] = 3
+    rgb = np.full((12, 16, 3), 128, np.uint8)
+    crf = make_crf(CRFParams(iterations=3), backend)
+    unary = reduce_label_unary(labels, 5, 0.2, 255)  # gt_prob 1/5: every class equally likely everywhere
+    full = crf(rgb, unary_from_labels(labels, 5, 0.2, 255)).argmax(-1)
+    assert np.array_equal(unary.labels(crf(rgb, unary.probs, unary.multiplicity)), full)
+
+
+def test_numpy_weights_reach_pydensecrf_as_float32():
+    from deeplab_lfov.crf.dense import DenseCRF
+    unary = reduce_label_unary(_pseudo_labels(), 21, 0.7, 255)
+    q = DenseCRF(CRFParams(pos_w=np.float64(3), bi_w=np.float64(4), iterations=2))(
+        PHOTO, unary.probs, unary.multiplicity)
+    assert q.shape == unary.probs.shape and np.all(np.isfinite(q))

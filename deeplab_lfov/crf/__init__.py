@@ -3,6 +3,7 @@
 * ``params``: ``CRFParams``, DeepLab's CRF settings;
 * ``dense``: ``make_crf`` (either backend), the ``pydensecrf`` backend and its worker processes;
 * ``tf_crf``: the CRF in TensorFlow operations (permutohedral lattice), the default backend;
+* ``classes``: hard (pseudo) labels as a unary, the classes absent from a label map in one channel;
 * ``refine``: refining folders of pseudo labels or probabilities (``util/crf_refine.py``).
 
 Importing this package imports no TensorFlow (CRF worker processes start fast); ``tf_crf`` does.

@@ -25,7 +25,10 @@ import numpy as np
 
 from ..core.errors import DeepLabError
 
-__all__ = ["unary_from_labels", "reduce_label_unary", "ReducedUnary"]
+__all__ = ["unary_from_labels", "reduce_label_unary", "ReducedUnary", "TIE"]
+
+# Relative difference below which the shared channel and a present class are a tie (float rounding).
+TIE = 1e-6
 
 
 def _check_values(labels: np.ndarray, num_classes: int, ignore_label: int) -> None:
@@ -64,9 +67,24 @@ class ReducedUnary:
     num_classes: int
 
     def labels(self, q: np.ndarray) -> np.ndarray:
-        """(H, W) labels over all classes from the CRF's (H, W, K) per-class probabilities."""
+        """(H, W) labels over all classes from the CRF's (H, W, K) per-class probabilities.
+
+        As the full CRF's argmax in exact arithmetic: the first class of the largest.  Where the CRF
+        has no information (unsure pixels out of the labels' reach) the shared channel and the best
+        present class tie but for rounding (pydensecrf's shared channel holds m q, then divided by m);
+        within ``TIE`` of each other they are a tie, which the smaller class wins.
+        """
         dtype = np.uint8 if self.num_classes <= 256 else np.uint16
-        return self.classes[np.argmax(q, axis=-1)].astype(dtype)
+        if self.shared is None or len(self.classes) == 1:
+            return self.classes[np.argmax(q, axis=-1)].astype(dtype)
+        present = np.delete(q, self.shared, axis=-1)
+        present_classes = np.delete(self.classes, self.shared)
+        top = np.argmax(present, axis=-1)
+        top_q = np.take_along_axis(present, top[..., None], axis=-1)[..., 0]
+        shared_q = q[..., self.shared]
+        tie = np.abs(shared_q - top_q) <= TIE * np.maximum(shared_q, top_q)
+        shared_wins = np.where(tie, self.classes[self.shared] < present_classes[top], shared_q > top_q)
+        return np.where(shared_wins, self.classes[self.shared], present_classes[top]).astype(dtype)
 
     def expand(self, q: np.ndarray) -> np.ndarray:
         """(H, W, num_classes) probabilities: the shared channel's value for every absent class."""

@@ -68,7 +68,7 @@ class DenseCRF:
         if multiplicity is not None:
             m = np.asarray(multiplicity, np.float32)
             unary = unary - np.log(m)[:, None]
-            pos_compat, bi_compat = -p.pos_w / m, -p.bi_w / m
+            pos_compat, bi_compat = (-p.pos_w / m).astype(np.float32), (-p.bi_w / m).astype(np.float32)
         crf.setUnaryEnergy(np.ascontiguousarray(unary, dtype=np.float32))
         crf.addPairwiseGaussian(sxy=p.pos_xy_std, compat=pos_compat)
         crf.addPairwiseBilateral(sxy=p.bi_xy_std, srgb=p.bi_rgb_std,

@@ -171,8 +171,8 @@ class PermutohedralLattice:
         return lambda values: self._filter(splat, slice_, values)
 
     def _filter(self, splat: List[tf.SparseTensor], slice_: List[tf.SparseTensor], values: tf.Tensor) -> tf.Tensor:
-        """Every step is a sum or a concatenation of independent sparse x dense products (the parts of
-        the points; the two ways of each direction's links), which TensorFlow runs side by side."""
+        """Splat and slice are independent sparse x dense products over the parts of the points, which
+        TensorFlow runs side by side; the blur gathers each vertex's two neighbours per direction."""
         bounds = self.point_bounds
         lattice = tf.add_n([tf.sparse.sparse_dense_matmul(part, values[lo:hi], adjoint_a=True)
                             for part, lo, hi in zip(splat, bounds[:-1], bounds[1:])])  # (M + 1, C): row M is 0
