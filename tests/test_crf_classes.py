@@ -126,3 +126,13 @@ def test_numpy_weights_reach_pydensecrf_as_float32():
     q = DenseCRF(CRFParams(pos_w=np.float64(3), bi_w=np.float64(4), iterations=2))(
         PHOTO, unary.probs, unary.multiplicity)
     assert q.shape == unary.probs.shape and np.all(np.isfinite(q))
+
+
+def test_crf_refine_refuses_an_ignore_label_that_is_one_of_the_classes(tmp_path, capsys):
+    from helpers import assert_one_line_error, run_cli
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "images").mkdir()
+    code, out, err = run_cli("util/crf_refine.py", [tmp_path / "labels", "--image_dir", tmp_path / "images",
+                                                   "--output_dir", tmp_path / "out", "--num_classes", "10",
+                                                   "--ignore_label", "5"], capsys)
+    assert_one_line_error(code, err, "--ignore_label 5", "10 classes")

@@ -310,6 +310,14 @@ class CRFRefineConfig(CRFConfig, ClassesConfig):
             self.num_classes = len(self.class_list) if self.classes else NUM_CLASSES
         super().__post_init__()
 
+    def validate(self) -> None:
+        super().validate()
+        # Up to 255 classes an unsure pixel needs a value of its own; more classes are 16-bit masks,
+        # whose values 0..num_classes-1 are all classes (no value is left for the unsure pixels).
+        if self.num_classes <= 255 and self.ignore_label < self.num_classes:
+            raise DeepLabError(f"--ignore_label {self.ignore_label} is one of the {self.num_classes} classes; "
+                               f"it must be {self.num_classes} or more (VOC: {IGNORE_LABEL})")
+
 
 @dataclasses.dataclass
 class CheckDataConfig(DataConfig):
