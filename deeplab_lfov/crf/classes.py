@@ -40,14 +40,10 @@ def _check_values(labels: np.ndarray, num_classes: int, ignore_label: int) -> No
 
 
 def unary_from_labels(labels: np.ndarray, num_classes: int, gt_prob: float, ignore_label: int) -> np.ndarray:
-    """(H, W, C) probabilities of hard labels: ``gt_prob`` on the label, the rest spread; flat where ignored."""
-    _check_values(labels, num_classes, ignore_label)
-    probs = np.full(labels.shape + (num_classes,), (1.0 - gt_prob) / max(num_classes - 1, 1), np.float32)
-    valid = labels < num_classes
-    rows, cols = np.nonzero(valid)
-    probs[rows, cols, labels[valid]] = gt_prob
-    probs[~valid] = 1.0 / num_classes
-    return probs
+    """(H, W, C) probabilities of hard labels: ``gt_prob`` on the label, the rest spread; flat where ignored
+    (the reduced unary with its shared channel repeated for every absent class)."""
+    unary = reduce_label_unary(labels, num_classes, gt_prob, ignore_label)
+    return unary.expand(unary.probs)
 
 
 @dataclasses.dataclass(frozen=True)

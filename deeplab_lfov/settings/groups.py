@@ -14,7 +14,8 @@ from ..core.constants import IGNORE_LABEL, MODELS, NUM_CLASSES, PRECISIONS
 from ..core.errors import DeepLabError
 from .flags import Config, label_value, non_negative, optional_positive, parse_floats, positive, setting
 
-__all__ = ["ModelConfig", "ClassesConfig", "DataConfig", "WeightsConfig", "PrecisionConfig", "TestTimeConfig", "CRFConfig"]
+__all__ = ["ModelConfig", "ClassesConfig", "DataConfig", "WeightsConfig", "PrecisionConfig", "TestTimeConfig", "CRFConfig",
+           "check_ignore_label"]
 
 
 @dataclasses.dataclass
@@ -66,6 +67,13 @@ class ClassesConfig(Config):
         return ClassList(tuple(f"class {i}" for i in range(num_classes)), np.array(VOC.colors), source="numbered")
 
 
+def check_ignore_label(ignore_label: int, num_classes: int) -> None:
+    """An unsure pixel needs a value of its own: ``--ignore_label`` may not be one of the classes."""
+    if ignore_label < num_classes:
+        raise DeepLabError(f"--ignore_label {ignore_label} is one of the {num_classes} classes; "
+                           f"it must be {num_classes} or more (VOC: {IGNORE_LABEL})")
+
+
 @dataclasses.dataclass
 class DataConfig(ClassesConfig):
     """Where the images and labels are, and what the labels mean."""
@@ -101,9 +109,7 @@ class DataConfig(ClassesConfig):
             return
         if self.num_classes > 255:
             raise DeepLabError(f"--num_classes {self.num_classes}: labels are 8-bit PNGs, at most 255 classes")
-        if self.ignore_label < self.num_classes:
-            raise DeepLabError(f"--ignore_label {self.ignore_label} is one of the {self.num_classes} classes; "
-                               f"it must be {self.num_classes} or more (VOC: {IGNORE_LABEL})")
+        check_ignore_label(self.ignore_label, self.num_classes)
 
 
 @dataclasses.dataclass

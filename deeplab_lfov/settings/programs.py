@@ -33,7 +33,16 @@ from .flags import (
     shard_spec,
     subset,
 )
-from .groups import ClassesConfig, CRFConfig, DataConfig, ModelConfig, PrecisionConfig, TestTimeConfig, WeightsConfig
+from .groups import (
+    ClassesConfig,
+    CRFConfig,
+    DataConfig,
+    ModelConfig,
+    PrecisionConfig,
+    TestTimeConfig,
+    WeightsConfig,
+    check_ignore_label,
+)
 
 __all__ = ["TrainConfig", "EvalConfig", "InferConfig", "ExportConfig", "ConvertLabelsConfig", "CRFRefineConfig",
            "CheckDataConfig", "CRFSearchConfig", "ExtractParamsConfig", "PrepareVOCConfig"]
@@ -314,9 +323,8 @@ class CRFRefineConfig(CRFConfig, ClassesConfig):
         super().validate()
         # Up to 255 classes an unsure pixel needs a value of its own; more classes are 16-bit masks,
         # whose values 0..num_classes-1 are all classes (no value is left for the unsure pixels).
-        if self.num_classes <= 255 and self.ignore_label < self.num_classes:
-            raise DeepLabError(f"--ignore_label {self.ignore_label} is one of the {self.num_classes} classes; "
-                               f"it must be {self.num_classes} or more (VOC: {IGNORE_LABEL})")
+        if self.num_classes <= 255:
+            check_ignore_label(self.ignore_label, self.num_classes)
 
 
 @dataclasses.dataclass
