@@ -73,11 +73,12 @@ def caffe_max_pool(x: tf.Tensor, kernel: int, stride: int, pad: int) -> tf.Tenso
     All of them take the max over the same valid pixels: the result is the same, bit for bit.
     """
     h, w = _spatial_dims(x)
-    if not (isinstance(h, int) and isinstance(w, int)):
+    static = isinstance(h, int) and isinstance(w, int)
+    if not static and kernel >= stride:  # (windows that skip pixels are padded as below)
         return _max_pool_by_residue(x, h, w, kernel, stride, pad)
     (top, bottom), (left, right) = (_caffe_pool_padding(h, kernel, stride, pad),
                                     _caffe_pool_padding(w, kernel, stride, pad))
-    if (top, bottom, left, right) == _same_padding(h, kernel, stride) + _same_padding(w, kernel, stride):
+    if static and (top, bottom, left, right) == _same_padding(h, kernel, stride) + _same_padding(w, kernel, stride):
         # TF's own padding already places the windows as Caffe does (odd sizes): no copy.
         return tf.nn.max_pool2d(x, kernel, stride, "SAME")
     x = tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]], constant_values=-np.inf)
@@ -105,12 +106,7 @@ def _pool_padding_of_residue(residue: int, kernel: int, stride: int, pad: int):
 
 
 def _max_pool_by_residue(x: tf.Tensor, h, w, kernel: int, stride: int, pad: int) -> tf.Tensor:
-    """``caffe_max_pool`` of a tensor whose sides are known only at run time (see there)."""
-    if kernel < stride:  # windows that skip pixels: SAME's formula above does not hold; pad as a static size
-        (top, bottom), (left, right) = (_caffe_pool_padding(h, kernel, stride, pad),
-                                        _caffe_pool_padding(w, kernel, stride, pad))
-        x = tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]], constant_values=-np.inf)
-        return tf.nn.max_pool2d(x, kernel, stride, "VALID")
+    """``caffe_max_pool`` of a tensor whose sides are known only at run time, ``kernel >= stride`` (see there)."""
     rows = [_pool_padding_of_residue(r, kernel, stride, pad) for r in range(stride)]
 
     def pool(row_pads, col_pads):
