@@ -72,7 +72,6 @@ QUIET = 0.1  # a timed call counts as quiet if other processes used at most this
 PATHS = ("predictor", "labels", "graph", "constant_filters")
 
 _VGG_BLOCKS = ((2, 64, 2), (2, 128, 2), (3, 256, 2), (3, 512, 1), (3, 512, 1))  # (convs, width, pool stride)
-_IMG_MEAN_BGR = (104.00698793, 116.66876762, 122.67891434)  # = deeplab_lfov.core.constants.IMG_MEAN_BGR
 _WARMUP = 2
 
 
@@ -162,11 +161,8 @@ def _ours_labels_fn(model, path: str):
     """uint8 RGB (H, W, 3) -> uint8 labels (H, W), as ``path`` runs it."""
     from deeplab_lfov.core._tf import tf
     from deeplab_lfov.evaluation.predict import Predictor, preprocess_tensor
-    if path == "predictor":  # deploy.collection's choice for a mask at the image's size, no CRF, no probs
-        predictor = Predictor(model)
-        return lambda rgb: predictor.labels_batch([rgb])[0]
-    if path == "labels":
-        return Predictor(model).labels
+    if path in ("predictor", "labels"):  # Predictor.labels is labels_batch of one image (deploy.collection's
+        return Predictor(model).labels    # choice for a mask); "predictor" differs by its process (see _ours_worker)
     if path == "constant_filters":
         return Predictor(model, constant_filters=True).labels
     graph = tf.function(lambda rgb: tf.cast(tf.argmax(model.upsampled_logits(preprocess_tensor(rgb)), -1), tf.uint8),
@@ -231,7 +227,8 @@ def _torch_worker(args) -> dict:
             return float(loss)
         classes = int(net[-1].out_channels)
         return {size: _time_calls(step, _train_batch(size, args.batch, classes), args.repeats) for size in args.sizes}
-    mean = torch.tensor(_IMG_MEAN_BGR, dtype=torch.float32)
+    from deeplab_lfov.core.constants import IMG_MEAN_BGR  # imports nothing else: no TensorFlow here
+    mean = torch.tensor(IMG_MEAN_BGR, dtype=torch.float32)
 
     def labels(rgb):
         with torch.inference_mode():
