@@ -84,7 +84,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from ..data.inputs import not_images_phrase
     from ..data.statistics import label_statistics
 
-    tolerance = config.tolerance
     sources, problems, not_images = find_labels(config.input, config.data_dir)
     if config.classes:
         classes = read_classes(config.classes)
@@ -96,7 +95,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         classes = read_classes(None)
     check_writable(config.output_dir, "--output_dir")
     done = convert_all(sources, config.output_dir, classes, config.num_classes, config.ignore_label, config.binary,
-                       config.workers, tolerance=tolerance)
+                       config.workers, tolerance=config.tolerance)
     problems = problems + done.problems
     names = classes.names_for(config.num_classes)
     if done.written:
@@ -107,8 +106,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if done.unmatched:
         worst = sorted(done.unmatched, key=lambda u: -u[1] / u[2])
         shown = ", ".join(f"{os.path.basename(p)} {n:,} ({100 * n / t:.2f}%)" for p, n, t in worst[:5])
-        print(f"--tolerance {tolerance:g}: {sum(n for _, n, _ in done.unmatched):,} pixels of "
-              f"{len(done.unmatched):,} masks were farther than {tolerance:g} from every class colour and became "
+        print(f"--tolerance {config.tolerance:g}: {sum(n for _, n, _ in done.unmatched):,} pixels of "
+              f"{len(done.unmatched):,} masks were farther than {config.tolerance:g} from every class colour and became "
               f"{config.ignore_label}: {shown}{' ...' if len(worst) > 5 else ''}")
     if not_images:
         skipped = not_images_phrase(not_images)

@@ -98,13 +98,17 @@ def report_problems(problems: Sequence[Problem], log: Callable[[str], None], *, 
     return phrase
 
 
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def raise_for_problems(problems: Sequence[Problem], total: int, what: str, report_path: Optional[str] = None,
                        log: Optional[Callable[[str], None]] = None) -> None:
     """Report ``problems`` (see ``report_problems``; on stderr by default), then fail with
     ``"N of TOTAL <what> (counts by kind)"``.  Nothing happens without problems."""
     if not problems:
         return
-    phrase = report_problems(problems, log or (lambda line: print(line, file=sys.stderr)), report_path=report_path)
+    phrase = report_problems(problems, log or _to_stderr, report_path=report_path)
     raise DeepLabError(f"{len(problems):,} of {total:,} {what} ({phrase})")
 
 
@@ -125,7 +129,7 @@ def usable_entries(entries: List[Entry], data_dir: str, num_classes: int, ignore
         return entries
     list_path = entries[0].list_path
     # error lines go to stderr, as every program's errors do; skipped entries are progress, on the log
-    report = log if skip_bad else (lambda line: print(line, file=sys.stderr, flush=True))
+    report = log if skip_bad else _to_stderr
     phrase = report_problems(problems, report, prefix="skipped" if skip_bad else "error",
                              report_path=report_path or default_report_path(list_path))
     if not skip_bad:
