@@ -63,8 +63,20 @@ def test_every_class_present_or_none_present():
 
 
 def test_label_values_outside_the_classes_are_refused():
-    with pytest.raises(DeepLabError, match="label values 9 outside 0..5"):
-        reduce_label_unary(np.array([[1, 9, 255]], np.uint8), 6, 0.7, 255)
+    with pytest.raises(DeepLabError, match=r"^a\.png: label values outside 0\.\.5 and ignore label 255: 9 \(2 pixels\)$"):
+        reduce_label_unary(np.array([[1, 9, 255, 9]], np.uint8), 6, 0.7, 255, "a.png")
+
+
+def test_crf_refine_names_the_pseudo_label_with_stray_values_once(tmp_path):
+    from deeplab_lfov.crf.refine import init_worker, refine_one
+    Image.fromarray(PHOTO).save(tmp_path / "a.png")
+    labels = np.zeros(PHOTO.shape[:2], np.uint8)
+    labels[:2, :3] = 30
+    Image.fromarray(labels, mode="L").save(tmp_path / "a_label.png")
+    init_worker(CRFParams(iterations=1), 21, 0.7, 255, None, "tf")
+    message, kind = refine_one((str(tmp_path / "a_label.png"), str(tmp_path / "a.png"), str(tmp_path / "out.png")))
+    assert message == f"{tmp_path / 'a_label.png'}: label values outside 0..20 and ignore label 255: 30 (6 pixels)"
+    assert kind == "label values out of range" and not os.path.exists(tmp_path / "out.png")
 
 
 @pytest.mark.parametrize("backend", ["tf", "pydensecrf"])

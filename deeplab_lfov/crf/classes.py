@@ -23,20 +23,12 @@ from typing import Optional
 
 import numpy as np
 
-from ..core.errors import DeepLabError
+from ..data.images import check_label_values
 
 __all__ = ["unary_from_labels", "reduce_label_unary", "ReducedUnary", "TIE"]
 
 # Relative difference below which the shared channel and a present class are a tie (float rounding).
 TIE = 1e-6
-
-
-def _check_values(labels: np.ndarray, num_classes: int, ignore_label: int) -> None:
-    stray = (labels >= num_classes) & (labels != ignore_label)
-    if np.any(stray):
-        bad = sorted(np.unique(labels[stray]).tolist())[:8]
-        raise DeepLabError(f"label values {', '.join(map(str, bad))} outside 0..{num_classes - 1} and ignore label "
-                           f"{ignore_label}", "label values out of range")
 
 
 def unary_from_labels(labels: np.ndarray, num_classes: int, gt_prob: float, ignore_label: int) -> np.ndarray:
@@ -89,9 +81,11 @@ class ReducedUnary:
         return q[..., full_to_channel]
 
 
-def reduce_label_unary(labels: np.ndarray, num_classes: int, gt_prob: float, ignore_label: int) -> ReducedUnary:
-    """The unary of ``unary_from_labels`` on the present classes plus one shared channel (see the module)."""
-    _check_values(labels, num_classes, ignore_label)
+def reduce_label_unary(labels: np.ndarray, num_classes: int, gt_prob: float, ignore_label: int,
+                       path: str = "label map") -> ReducedUnary:
+    """The unary of ``unary_from_labels`` on the present classes plus one shared channel (see the module);
+    values other than the classes and ``ignore_label`` are refused, naming ``path``."""
+    check_label_values(labels, num_classes, ignore_label, path)
     valid = labels < num_classes
     present = np.unique(labels[valid]).astype(np.int64)
     absent = np.setdiff1d(np.arange(num_classes), present)

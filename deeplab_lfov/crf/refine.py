@@ -112,11 +112,8 @@ def refine_one(source: Tuple[str, Optional[str], str]) -> Optional[Tuple[str, st
             probs /= np.maximum(probs.sum(-1, keepdims=True), 1e-12)
             unary = None
         else:
-            try:  # the absent classes share one channel: the same labels, a fraction of the work
-                unary = reduce_label_unary(read_label(path), num_classes, gt_prob, ignore_label)
-            except DeepLabError as e:
-                message = str(e) if str(e).startswith(path) else f"{path}: {e}"
-                raise DeepLabError(message, e.kind) from None
+            # the absent classes share one channel: the same labels, a fraction of the work
+            unary = reduce_label_unary(read_label(path), num_classes, gt_prob, ignore_label, path)
             probs = unary.probs
         if probs.shape[:2] != rgb.shape[:2]:
             raise DeepLabError(f"{path}: size {probs.shape[1]}x{probs.shape[0]} differs from its image "
