@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -199,3 +200,91 @@ def test_removing_the_snapshot_directory_of_a_running_training_stops_it_with_one
     code, _, err = run_cli("train.py", args, capsys)
     assert_one_line_error(code, err, str(tmp_path / "snap"), "removed or replaced while this run was using it")
     assert not os.path.exists(tmp_path / "snap")  # not silently recreated
+
+
+def _failing_setup(root, problem):
+    """train.py flags (slim net, 2 steps) on a small dataset with one ``problem`` its up-front checks refuse, and
+    what the error line says.  The snapshot folder, SNAPSHOT_DIR/logs and --save_dir are all new folders."""
+    from PIL import Image
+    list_path = make_dataset(str(root), 2)
+    extra = {"--snapshot_dir": root / "runs" / "snap", "--save_dir": root / "runs" / "img"}
+    if problem == "missing image":
+        with open(list_path, "a") as f:
+            f.write("/JPEGImages/missing.jpg /SegmentationClassAug/img_0.png\n")
+        return train_args(root, list_path, **extra), "train.txt:3: "
+    if problem == "label out of range":
+        Image.fromarray(np.full((120, 160), 40, np.uint8), mode="L").save(root / "SegmentationClassAug" / "range.png")
+        with open(list_path, "a") as f:
+            f.write("/JPEGImages/img_1.jpg /SegmentationClassAug/range.png\n")
+        return train_args(root, list_path, **extra), "train.txt:3: "
+    (root / "three.txt").write_text("background\ncat\ndog\n")
+    if problem == "--classes and --num_classes":
+        return train_args(root, list_path, **extra, **{"--classes": root / "three.txt", "--num_classes": "21"}), \
+            "lists 3"
+    # --classes and weights of another number of classes (their classifier kept: no --not_restore_last)
+    from deeplab_lfov.model import build_net
+    from deeplab_lfov.model.weights import save_model
+    prefix = save_model(str(root / "weights" / "model.ckpt"), build_net("largefov", 21, width_multiplier=0.125))
+    return train_args(root, list_path, **extra, **{"--classes": root / "three.txt", "--restore_from": prefix}), \
+        "21 classes"
+
+
+@pytest.mark.parametrize("problem", ["missing image", "label out of range", "--classes and --num_classes",
+                                     "--classes and weights"])
+def test_a_run_that_fails_its_checks_leaves_no_snapshot_dir_lock_or_logs(tmp_path, capsys, problem):
+    args, needle = _failing_setup(tmp_path, problem)
+    code, out, err = run_cli("train.py", args, capsys)
+    assert code == 2 and needle in err and err.strip().splitlines()[-1].startswith("error: "), err
+    assert "Traceback" not in err
+    assert not os.path.exists(tmp_path / "runs")  # no snapshot folder, .lock, logs/ or --save_dir left behind
+    if "classes" in problem:  # the classes are checked before any work: one line, and no list entry decoded
+        assert_one_line_error(code, err, needle)
+        assert "Checking" not in out
+
+    (tmp_path / "runs" / "snap").mkdir(parents=True)  # a snapshot folder made beforehand stays, and stays empty
+    code, out, err = run_cli("train.py", args, capsys)
+    assert code == 2 and needle in err, err
+    assert os.listdir(tmp_path / "runs") == ["snap"] and os.listdir(tmp_path / "runs" / "snap") == []
+
+
+def test_a_failed_run_leaves_an_existing_snapshot_dir_as_it_was(tmp_path, capsys):
+    args, needle = _failing_setup(tmp_path, "missing image")
+    good_list = make_dataset(str(tmp_path), 2, name="good.txt")
+    good = list(args)
+    good[good.index("--data_list") + 1] = good_list
+    code, out, err = run_cli("train.py", good, capsys)
+    assert code == 0, err
+    snap = tmp_path / "runs" / "snap"
+    kept = {".lock", "checkpoint", "run.json", "classes.json", "logs"}
+    assert kept <= set(os.listdir(snap)) and os.listdir(snap / "logs")  # a run that trained keeps all it wrote
+    before = _state(tmp_path / "runs")
+
+    code, out, err = run_cli("train.py", args, capsys)
+    assert code == 2 and needle in err, err
+    after = _state(tmp_path / "runs")
+    lock = str(snap / ".lock")
+    assert lock in after and after.pop(lock)  # the lock file stays (holding the last run's PID) ...
+    before.pop(lock)
+    assert after == before  # ... and nothing else was touched: snapshots, record, logs and figures as they were
+
+
+def test_snapshots_another_run_wrote_while_this_one_got_ready_are_not_trained_over(tmp_path, capsys, monkeypatch):
+    """A new snapshot directory is locked only after the checks: if another run wrote a snapshot there in the
+    meantime, this run (its model built without that snapshot) stops instead of writing over it."""
+    from deeplab_lfov.training import trainer
+    real_initial_model = trainer._initial_model
+
+    def initial_model_then_another_run(config, resume_from, log):
+        model = real_initial_model(config, resume_from, log)
+        with SnapshotStore(config.snapshot_dir) as other:  # another run, started and ended meanwhile
+            other.attach(step=tf.Variable(0))
+            other.save(7)
+        return model
+
+    monkeypatch.setattr(trainer, "_initial_model", initial_model_then_another_run)
+    list_path = make_dataset(str(tmp_path), 2)
+    code, _, err = run_cli("train.py", train_args(tmp_path, list_path), capsys)
+    assert_one_line_error(code, err, str(tmp_path / "snap"), "another training run wrote", "model.ckpt-7",
+                          "run the same command again")
+    assert tf.train.latest_checkpoint(str(tmp_path / "snap")).endswith("model.ckpt-7")
+    assert not os.path.exists(tmp_path / "snap" / "run.json")
