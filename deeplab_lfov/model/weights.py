@@ -52,6 +52,7 @@ __all__ = [
     "save_model",
     "load_model",
     "peek_num_classes",
+    "check_classifier_classes",
 ]
 
 # A weight's name: a layer (conv1_1 ... fc8_voc12 or fc8_<anything>, fc6_1 ..., conv1, res2a_branch2a ...,
@@ -418,13 +419,20 @@ def build_model(weights: Mapping[str, np.ndarray], num_classes: Optional[int] = 
     widths, stored_classes = widths_from_weights(shapes, source)
     if num_classes is None:
         num_classes = stored_classes or NUM_CLASSES
-    elif stored_classes and num_classes != stored_classes and not skip_last:
-        raise DeepLabError(f"{source}: these weights have {stored_classes} classes, not {num_classes}"
-                           f"{classes_hint or ' (pass the --classes file they were trained with, or none)'}")
+    elif not skip_last:
+        check_classifier_classes(stored_classes, num_classes, source, classes_hint)
     _check_shapes_before_building(name, num_classes, widths, shapes, skip_last, source)
     net = build_net(name, num_classes, widths=widths, msc=msc, **net_kwargs)
     assign_weights(net, weights, skip_last=skip_last, source=source)
     return net
+
+
+def check_classifier_classes(stored_classes: Optional[int], num_classes: int, source: str, hint: str = "") -> None:
+    """Weights whose classifier has ``stored_classes`` outputs (None: no classifier) cannot be loaded whole
+    into a net of ``num_classes``: one line saying so, ``hint`` saying what to do in the caller's flags."""
+    if stored_classes and num_classes != stored_classes:
+        raise DeepLabError(f"{source}: these weights have {stored_classes} classes, not {num_classes}"
+                           f"{hint or ' (pass the --classes file they were trained with, or none)'}")
 
 
 def _check_shapes_before_building(name: str, num_classes: int, widths: Mapping[str, int],

@@ -6,6 +6,9 @@
   written.  The kernel drops it when the process ends, however it ends (SIGKILL included), so a
   dead run never blocks the next one; a second live run on the same directory is refused with the
   first one's PID and host, and changes no file.  Under multi-worker training only the chief locks.
+  With ``defer_create`` a run locks an existing lock file at once (a live run there refuses it before
+  its checks) but creates a new directory's lock file only when it calls ``acquire()`` after its
+  checks, so a run that fails them leaves no ``.lock`` behind.
   The lock belongs to the directory the run started with: before every write (``check_owned``) the
   lock file at the path must still be the one locked (same device and inode).  A directory removed
   (``rm -rf``) or replaced while the run lives stops the run with an error instead of being silently
@@ -91,13 +94,17 @@ def _show(value) -> str:
 class SnapshotStore:
     """The snapshot directory of one run (see the module docstring).
 
-    Use as a context manager: ``with SnapshotStore(dir) as store:`` holds the lock for the run.
+    Use as a context manager: ``with SnapshotStore(dir) as store:`` holds the lock for the run.  With
+    ``defer_create`` entering locks only a lock file that is already there (an earlier run's): a new
+    directory and its lock file are made by ``store.acquire()``, which the run calls once its checks
+    have passed.  Two runs still never write at once: every write comes after ``acquire()``.
     """
 
-    def __init__(self, directory: str, *, chief: bool = True, max_to_keep: int = 5):
+    def __init__(self, directory: str, *, chief: bool = True, max_to_keep: int = 5, defer_create: bool = False):
         self.directory = directory
         self.chief = chief
         self.max_to_keep = max_to_keep
+        self.defer_create = defer_create
         self.last_path: Optional[str] = None
         self._lock_fd: Optional[int] = None
         self._lock_id: Optional[Tuple[int, int]] = None  # (device, inode) of the lock file locked
@@ -107,18 +114,25 @@ class SnapshotStore:
     # ------------------------------------------------------------------------------------ lock
     def __enter__(self) -> SnapshotStore:
         if self.chief:
-            self.acquire()
+            self.acquire(create=not self.defer_create)
         self.last_path = self.latest
         return self
 
     def __exit__(self, *exc) -> None:
         self.release()
 
-    def acquire(self) -> None:
-        """Take the directory's lock, or fail naming the run that holds it (writing nothing)."""
+    def acquire(self, create: bool = True) -> None:
+        """Take the directory's lock, or fail naming the run that holds it (writing nothing).
+
+        Without ``create`` only a lock file that is already there is locked: a missing directory or lock
+        file is left missing (and unlocked).  Nothing happens if this store holds the lock already.
+        """
+        path = os.path.join(self.directory, LOCK_FILE)
+        if self._lock_fd is not None or not (create or os.path.exists(path)):
+            return
         try:
             os.makedirs(self.directory, exist_ok=True)
-            fd = os.open(os.path.join(self.directory, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
             raise DeepLabError(f"{self.directory}: --snapshot_dir is not writable ({e.strerror or e})") from None
         try:

@@ -2,9 +2,13 @@
 
 * Loss: softmax cross-entropy over the pixels whose (shrunk) label is not ``ignore_label``,
   averaged over exactly those pixels, across all replicas; L2 weight decay on filters.
-* ``train`` is a short sequence of steps: lock the snapshot directory, check the data, compare and
-  write the run record, build model and optimizer (resuming from the latest snapshot), build the
-  distributed dataset, then ``callbacks.run_loop`` with the periodic jobs as callbacks.
+* ``train`` is a short sequence of steps: every check first (the settings against the run record,
+  writable folders, the weights' classes, the data), build model and optimizer (resuming from the
+  latest snapshot), only then lock a new snapshot directory and write the run record, build the
+  distributed dataset, then ``callbacks.run_loop`` with the periodic jobs as callbacks.  A run that
+  fails a check leaves no lock file or ``logs/`` in a new snapshot directory (``cli.run`` removes
+  the folders it left empty) and changes nothing in an existing one but its lock file's holder line
+  (and ``data_problems.txt``, the full report of a long list of bad entries).
 * ``TrainStep`` is one compiled update under a ``tf.distribute`` strategy: the global batch is
   split over replicas, and the loss normalisation and gradient all-reduce give the update one
   device would compute; a non-finite loss is never applied.
@@ -27,9 +31,11 @@ from ..model.ops import compute_dtype_for
 from ..model.weights import (
     CLASSES_FILE,
     build_model,
+    check_classifier_classes,
     checkpoint_shapes,
     classes_to_json,
     load_weights,
+    peek_num_classes,
     resolve_model,
     weights_record,
     widths_from_weights,
@@ -254,6 +260,34 @@ def _write_run_record(config: TrainConfig, store: SnapshotStore, class_weights: 
                           classes_to_json(config.classes_for(config.num_classes)))
 
 
+def _weights_to_restore(config: TrainConfig) -> Optional[str]:
+    """``--restore_from`` (or ``--weights_path``), or None: none given, or the default one, which does not exist."""
+    weights = config.weights
+    if weights == DEFAULT_RESTORE_FROM and not (os.path.exists(weights) or os.path.exists(weights + ".index")):
+        return None
+    return weights
+
+
+def _classes_hint(config: TrainConfig) -> str:
+    """What to do when ``--restore_from``'s classifier has another number of classes, in the flags' words."""
+    given = f"--classes {config.classes} lists {config.num_classes}" if config.classes else \
+        f"--num_classes is {config.num_classes}"
+    return f" ({given}; --not_restore_last trains a new classifier for another number of classes)"
+
+
+def _check_weights_classes(config: TrainConfig, resume_from: Optional[str]) -> None:
+    """Before any work: the weights a new run restores whole must have ``--num_classes`` classes.
+
+    A TensorFlow checkpoint's index says so without reading a tensor; a .caffemodel or classic pickle
+    has to be read for it, so ``build_model`` checks those after the data check (still before a new
+    snapshot directory is locked).
+    """
+    weights = _weights_to_restore(config)
+    if resume_from or not weights or config.not_restore_last:
+        return
+    check_classifier_classes(peek_num_classes(weights), config.num_classes, weights, _classes_hint(config))
+
+
 def _initial_model(config: TrainConfig, resume_from: Optional[str], log):
     """The net to train: the snapshot's on resume, else ``--restore_from``'s (its family, widths and record;
     ``--model``/``--msc`` where given), else a random one of ``--model`` (LargeFOV by default)."""
@@ -270,17 +304,15 @@ def _initial_model(config: TrainConfig, resume_from: Optional[str], log):
             raise DeepLabError(f"{resume_from}: snapshot has {classes} classes, --num_classes is "
                                f"{config.num_classes}; use another --snapshot_dir")
         return build_net(name, config.num_classes, widths=widths, msc=msc, **net_kwargs)
-    weights = config.weights
-    if weights and weights == DEFAULT_RESTORE_FROM and not (os.path.exists(weights) or os.path.exists(weights + ".index")):
-        log(f"No {weights} (the default --restore_from): training from a random initialisation. For "
+    weights = _weights_to_restore(config)
+    if config.weights and not weights:
+        log(f"No {config.weights} (the default --restore_from): training from a random initialisation. For "
             f"DeepLab's results start from the converted init.caffemodel (see README).")
-        weights = None
     if weights:
         log(f"Restoring weights from {weights}{' (all but the classifier)' if config.not_restore_last else ''}")
         return build_model(load_weights(weights), config.num_classes, skip_last=config.not_restore_last,
                            source=weights, model=config.model, msc=config.msc, record=weights_record(weights),
-                           classes_hint=" (--not_restore_last trains a new classifier for another number of classes)",
-                           **net_kwargs)
+                           classes_hint=_classes_hint(config), **net_kwargs)
     if not config.weights:
         log("No --restore_from: training from a random initialisation. For DeepLab's results start from "
             "the converted init.caffemodel (see README).")
@@ -370,26 +402,44 @@ def _default_callbacks(config: TrainConfig, chief: bool, store: SnapshotStore, m
     return callbacks
 
 
+def _check_nothing_written_meanwhile(store: SnapshotStore, resume_from: Optional[str]) -> None:
+    """A new snapshot directory is locked only after the checks: if another run wrote snapshots into it in
+    the meantime (and has ended, or the lock would have refused this one), the model built is not theirs."""
+    if store.latest != resume_from:
+        raise DeepLabError(f"{store.directory}: another training run wrote {store.latest} into it while this one "
+                           f"was getting ready; run the same command again to resume from it")
+
+
 def train(config: TrainConfig, log: Callable[[str], None] = print, callbacks: Sequence[Callback] = ()) -> int:
-    """Run (or resume) training; returns the step reached.  ``callbacks`` run after the built-in ones."""
+    """Run (or resume) training; returns the step reached.  ``callbacks`` run after the built-in ones.
+
+    Every check (settings, folders, the weights' classes, each list entry, the weights and the model) comes
+    before a new snapshot directory gets its lock file, so a run that fails one leaves none there.  A lock
+    file that is already there is locked first: a live run on the directory refuses this one at once.
+    """
     strategy = make_strategy(config.strategy)
     chief = is_chief(strategy)
     listed = read_list(config.data_dir, config.data_list, config.label_dir)
     check_data_dir(config.data_dir, listed)  # before anything is written
-    with SnapshotStore(config.snapshot_dir, chief=chief, max_to_keep=config.max_to_keep) as store:
+    with SnapshotStore(config.snapshot_dir, chief=chief, max_to_keep=config.max_to_keep, defer_create=True) as store:
         _check_settings_against_record(config, store, log)
-        if chief:
-            for directory, flag in ((config.save_dir, "--save_dir"), (config.logs, "--log_dir")):
+        replicas = _check_replicas(config, strategy)
+        resume_from = store.latest
+        if chief:  # created if missing: cli.run removes the ones a failed run leaves empty
+            for directory, flag in ((config.snapshot_dir, "--snapshot_dir"), (config.save_dir, "--save_dir"),
+                                    (config.logs, "--log_dir")):
                 check_writable(directory, flag)
+        _check_weights_classes(config, resume_from)
         entries = _training_entries(config, listed, store, log)
         val_entries = _validation_entries(config, log) if config.val_list and chief else []
         class_weights = _class_weights(config, entries, store, log)
-        replicas = _check_replicas(config, strategy)
-        resume_from = store.latest
         with strategy.scope():
             model = _initial_model(config, resume_from, log)
             optimizer = _optimizer(config, model)
         config.model, config.msc = model.model_name, model.msc  # what the run record keeps
+        if chief:
+            store.acquire()  # a new directory's lock file: made only now that every check has passed
+            _check_nothing_written_meanwhile(store, resume_from)
         store.attach(model=model, optimizer=optimizer)
         _write_run_record(config, store, class_weights)
         step = int(optimizer.iterations.numpy())
