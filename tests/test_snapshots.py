@@ -217,6 +217,9 @@ def _failing_setup(root, problem):
         with open(list_path, "a") as f:
             f.write("/JPEGImages/img_1.jpg /SegmentationClassAug/range.png\n")
         return train_args(root, list_path, **extra), "train.txt:3: "
+    if problem == "weights that do not load":  # found only by reading them, after the data check
+        (root / "init.caffemodel").write_bytes(b"not a caffemodel")
+        return train_args(root, list_path, **extra, **{"--restore_from": root / "init.caffemodel"}), "init.caffemodel"
     (root / "three.txt").write_text("background\ncat\ndog\n")
     if problem == "--classes and --num_classes":
         return train_args(root, list_path, **extra, **{"--classes": root / "three.txt", "--num_classes": "21"}), \
@@ -230,7 +233,7 @@ def _failing_setup(root, problem):
 
 
 @pytest.mark.parametrize("problem", ["missing image", "label out of range", "--classes and --num_classes",
-                                     "--classes and weights"])
+                                     "--classes and weights", "weights that do not load"])
 def test_a_run_that_fails_its_checks_leaves_no_snapshot_dir_lock_or_logs(tmp_path, capsys, problem):
     args, needle = _failing_setup(tmp_path, problem)
     code, out, err = run_cli("train.py", args, capsys)
