@@ -147,3 +147,22 @@ def test_the_overlay_legend_is_outside_the_image_and_grows_with_it(height, width
     bright = (strip.max(-1) > 200).any(1)  # rows with text
     assert bright.sum() >= max(6, height // 100), "the legend's text grows with the image"
     assert strip.shape[0] <= max(60, height // 6)  # and stays a strip
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int32])  # counted by bincount (8-bit) and by np.unique (wider)
+def test_out_of_range_label_values_are_counted_in_the_singular_and_the_plural(dtype):
+    from deeplab_lfov.core.errors import DeepLabError
+    from deeplab_lfov.data.images import check_label_values
+    label = np.zeros((4, 8), dtype)
+    label[0, :3] = 40  # three pixels of one value, one pixel of another
+    label[1, 0] = 30
+    with pytest.raises(DeepLabError) as e:
+        check_label_values(label, 21, 255, "a.png")
+    assert str(e.value) == "a.png: label values outside 0..20 and ignore label 255: 40 (3 pixels), 30 (1 pixel)"
+    label[2, :5] = [50, 51, 52, 53, 54]  # seven values out of range: five shown, two counted
+    with pytest.raises(DeepLabError, match=r": 40 \(3 pixels\), 30 \(1 pixel\), 50 \(1 pixel\), 51 \(1 pixel\), "
+                                            r"52 \(1 pixel\) and 2 more values$"):
+        check_label_values(label, 21, 255, "a.png")
+    label[2, 4] = 0  # six: one more value
+    with pytest.raises(DeepLabError, match=r"52 \(1 pixel\) and 1 more value$"):
+        check_label_values(label, 21, 255, "a.png")

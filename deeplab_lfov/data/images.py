@@ -32,6 +32,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ..core.constants import IMG_MEAN_BGR
 from ..core.errors import DeepLabError
 from ..core.files import atomic_path
+from ..core.text import counted
 from .reading import open_regular
 
 __all__ = ["IMG_MEAN", "MAX_IMAGE_PIXELS", "IMAGE_FORMATS", "atomic_path", "open_image", "header_size", "read_image",
@@ -204,9 +205,14 @@ def read_image(path: str, max_pixels: Optional[int] = None) -> np.ndarray:
 def value_counts(values: np.ndarray, limit: int = 5) -> str:
     """``"40 (3 pixels), 21 (1 pixel)"``: the most frequent of ``values`` with their counts."""
     found, counts = np.unique(values, return_counts=True)
-    order = np.argsort(-counts, kind="stable")[:limit]
-    shown = ", ".join(f"{int(found[i])} ({int(counts[i]):,} pixel{'s' if counts[i] != 1 else ''})" for i in order)
-    return shown + (f" and {len(found) - limit:,} more values" if len(found) > limit else "")
+    order = np.argsort(-counts, kind="stable")
+    return _listed_counts(found[order], counts[order], limit)
+
+
+def _listed_counts(values: np.ndarray, counts: np.ndarray, limit: int) -> str:
+    """The first ``limit`` of ``values`` (most frequent first) with their pixel counts, then how many more."""
+    shown = ", ".join(f"{int(v)} ({counted(int(n), 'pixel')})" for v, n in zip(values[:limit], counts[:limit]))
+    return shown + (f" and {counted(len(values) - limit, 'more value')}" if len(values) > limit else "")
 
 
 def index_values(image: Image.Image, path: str, what: str = "label") -> np.ndarray:
@@ -264,8 +270,7 @@ def check_label_values(label: np.ndarray, num_classes: int, ignore_label: int, p
         if not bad.size:
             return
         order = bad[np.argsort(-counts[bad], kind="stable")]
-        shown = ", ".join(f"{int(v)} ({int(counts[v]):,} pixel{'s' if counts[v] != 1 else ''})" for v in order[:5])
-        shown += f" and {len(order) - 5} more values" if len(order) > 5 else ""
+        shown = _listed_counts(order, counts[order], 5)
     else:
         mask = (label < 0) | ((label >= num_classes) & (label != ignore_label))
         if not mask.any():

@@ -25,6 +25,7 @@ import stat
 from typing import List, Sequence, Tuple
 
 from ..core.errors import DeepLabError
+from ..core.text import counted
 from .checks import Problem
 from .reading import file_kind, read_text
 
@@ -68,8 +69,8 @@ def not_images_phrase(paths: Sequence[str], shown: int = 3) -> str:
     if not paths:
         return ""
     names = ", ".join(os.path.basename(p) for p in paths[:shown]) + (" ..." if len(paths) > shown else "")
-    return f"skipped {len(paths):,} file{'s' if len(paths) != 1 else ''} that {'are' if len(paths) != 1 else 'is'} " \
-           f"not {'images' if len(paths) != 1 else 'an image'}: {names}"
+    return f"skipped {counted(len(paths), 'file')} that {'is not an image' if len(paths) == 1 else 'are not images'}: " \
+           f"{names}"
 
 
 def _is_image_name(path: str) -> bool:
