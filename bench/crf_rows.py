@@ -188,12 +188,22 @@ def _voc_like_labels(hw: Tuple[int, int], seed: int) -> np.ndarray:
     return labels
 
 
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and of its ended child processes (the pydensecrf workers, joined when
+    ``refine_all`` returns): what a refinement costs whatever else the machine runs meanwhile."""
+    import resource
+    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
 def refine_rows(count: int = 8, hw: Tuple[int, int] = (375, 500), *, workers: Optional[int] = None) -> Dict:
     """``refine_all`` (``util/crf_refine.py``) images/s on ``count`` pseudo-label PNGs with their photos:
     the TF backend with one worker and with ``workers`` (default: one per core), pydensecrf with
     ``workers`` processes (None when the package is missing); on labels of all 21 classes (the
     argmax of noise: every class is present, no channel is shared) and on VOC-like pseudo labels
-    (background and two classes: the absent classes share one channel, ``crf.classes``)."""
+    (background and two classes: the absent classes share one channel, ``crf.classes``).  Each run also
+    reports its CPU seconds per image (``*_cpu_s_per_image``): images/s per core is what the two backends
+    can reach with every core busy, and it varies less with other load than images/s."""
     from PIL import Image
 
     from deeplab_lfov.crf.params import CRFParams
@@ -217,6 +227,7 @@ def refine_rows(count: int = 8, hw: Tuple[int, int] = (375, 500), *, workers: Op
         for labels, backend, n, key in runs:
             if key == "refine_tf_images_per_s" and n == 1:  # the same run as the 1-worker row
                 out[key] = out["refine_tf_1_worker_images_per_s"]
+                out["refine_tf_cpu_s_per_image"] = out["refine_tf_1_worker_cpu_s_per_image"]
                 continue
             sources = refine_sources(os.path.join(root, labels), os.path.join(root, "images"),
                                      os.path.join(root, f"out_{labels}_{backend}_{n}"))
@@ -226,9 +237,10 @@ def refine_rows(count: int = 8, hw: Tuple[int, int] = (375, 500), *, workers: Op
                 out[key], out["refine_note"] = None, str(e)
                 continue
             refine_one(sources[0][:2] + (os.path.join(root, "warm.png"),))  # compile the TF CRF
-            t0 = time.perf_counter()
+            cpu0, t0 = _cpu_seconds(), time.perf_counter()
             problems = refine_all(sources, CRFParams(), 21, 0.7, 255, None, n, backend)
             out[key] = len(sources) / (time.perf_counter() - t0)
+            out[key.replace("images_per_s", "cpu_s_per_image")] = (_cpu_seconds() - cpu0) / len(sources)
             if problems:
                 raise RuntimeError(f"crf_refine bench: {problems[0]}")
     for prefix in ("refine", "refine_voc"):
@@ -272,9 +284,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     reference = r["refine_pydensecrf_images_per_s"]
     print(f"crf_refine ({r['refine_images']}): TF {r['refine_tf_1_worker_images_per_s']:.2f} images/s with 1 worker, "
           f"{r['refine_tf_images_per_s']:.2f} with {r['refine_workers']}; pydensecrf "
-          f"{reference or float('nan'):.2f} with {r['refine_workers']} processes")
+          f"{reference or float('nan'):.2f} with {r['refine_workers']} processes; CPU s per image: TF "
+          f"{r['refine_tf_cpu_s_per_image']:.2f}, pydensecrf "
+          f"{r.get('refine_pydensecrf_cpu_s_per_image') or float('nan'):.2f}")
     print(f"crf_refine ({r['refine_voc_images']}): TF {r['refine_voc_tf_images_per_s']:.2f} images/s, pydensecrf "
-          f"{r['refine_voc_pydensecrf_images_per_s'] or float('nan'):.2f} with {r['refine_workers']} workers each; "
+          f"{r['refine_voc_pydensecrf_images_per_s'] or float('nan'):.2f} with {r['refine_workers']} workers each "
+          f"(CPU s per image: {r['refine_voc_tf_cpu_s_per_image']:.2f}, "
+          f"{r.get('refine_voc_pydensecrf_cpu_s_per_image') or float('nan'):.2f}); "
           f"TF at least as fast on both: {'met' if r['refine_target_met'] else 'NOT met'}")
     print(f"(load average before the run: {load})")
     return 0

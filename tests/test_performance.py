@@ -56,6 +56,8 @@ def test_benchmark_runs_in_a_tiny_configuration():
     assert result["refine_voc_tf_images_per_s"] > 0 and result["refine_voc_tf_to_pydensecrf_ratio"] == pytest.approx(
         result["refine_voc_tf_images_per_s"] / result["refine_voc_pydensecrf_images_per_s"])
     assert isinstance(result["refine_target_met"], bool)
+    assert all(result[f"refine{voc}_{backend}_cpu_s_per_image"] > 0
+               for voc in ("", "_voc") for backend in ("tf", "pydensecrf"))
     assert 100 < result["crf_tf_peak_rss_mb"] < 4000
     # the PyTorch rows (bench/torch_peer.py): numbers with PyTorch installed, else a one-line note
     peer = result["torch_peer"]
