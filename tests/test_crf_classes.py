@@ -148,3 +148,18 @@ def test_crf_refine_refuses_an_ignore_label_that_is_one_of_the_classes(tmp_path,
                                                    "--output_dir", tmp_path / "out", "--num_classes", "10",
                                                    "--ignore_label", "5"], capsys)
     assert_one_line_error(code, err, "--ignore_label 5", "10 classes")
+
+
+@pytest.mark.parametrize("gt_prob, num_classes", [("0.1", "10"), ("0.04", "21")])
+def test_crf_refine_refuses_a_gt_prob_that_makes_the_label_no_likelier_than_another_class(tmp_path, capsys,
+                                                                                          gt_prob, num_classes):
+    """gt_prob <= 1/C gives the labelled class no more probability than each of the others (less below it):
+    the pseudo label would not count, or count against itself."""
+    from helpers import assert_one_line_error, run_cli
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "images").mkdir()
+    code, out, err = run_cli("util/crf_refine.py", [tmp_path / "labels", "--image_dir", tmp_path / "images",
+                                                   "--output_dir", tmp_path / "out", "--num_classes", num_classes,
+                                                   "--gt_prob", gt_prob], capsys)
+    assert_one_line_error(code, err, f"--gt_prob {gt_prob}", f"{num_classes} classes")
+    assert not (tmp_path / "out").exists()

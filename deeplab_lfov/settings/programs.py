@@ -325,6 +325,12 @@ class CRFRefineConfig(CRFConfig, ClassesConfig):
         # whose values 0..num_classes-1 are all classes (no value is left for the unsure pixels).
         if self.num_classes <= 255:
             check_ignore_label(self.ignore_label, self.num_classes)
+        # The labelled class gets gt_prob and every other class (1 - gt_prob) / (C - 1): only above 1/C is
+        # the label the likeliest class.
+        if self.num_classes > 1 and self.gt_prob <= 1.0 / self.num_classes:
+            raise DeepLabError(f"--gt_prob {self.gt_prob:g} gives a pseudo label no more probability than each other "
+                               f"class among {self.num_classes} classes; it must be above 1/{self.num_classes} = "
+                               f"{1.0 / self.num_classes:.4g} (DeepLab uses 0.7)")
 
 
 @dataclasses.dataclass
