@@ -28,8 +28,8 @@ operations have GPU kernels in TensorFlow; it has not yet been run on a GPU here
   kernel's scale is a constant, which the symmetric normalisation cancels) and slice (sparse x
   dense).  No Python loop over pixels, any image size.
 * TensorFlow's sparse x dense product runs on one thread (about 6 ns per non-zero at 4 classes, 20 at
-  21), so splat and slice are split into two independent products (the two halves
-  of the points) that TensorFlow's executor runs side by side on two cores; the gathers and sums of
+  21), so splat and slice are split into two independent products (the two halves of the points)
+  that TensorFlow's executor runs side by side on two cores; the gathers and sums of
   the blur use every core themselves, and cost in proportion to the classes (2x less than two
   sparse products per direction at 4 classes, the same at 21).
 """
