@@ -271,23 +271,58 @@ def test_a_failed_run_leaves_an_existing_snapshot_dir_as_it_was(tmp_path, capsys
     assert after == before  # ... and nothing else was touched: snapshots, record, logs and figures as they were
 
 
-def test_snapshots_another_run_wrote_while_this_one_got_ready_are_not_trained_over(tmp_path, capsys, monkeypatch):
-    """A new snapshot directory is locked only after the checks: if another run wrote a snapshot there in the
-    meantime, this run (its model built without that snapshot) stops instead of writing over it."""
+def test_a_second_run_is_refused_at_once_while_the_first_checks_a_new_snapshot_dir(tmp_path, capsys, monkeypatch):
+    """The first run locks a new snapshot directory before its checks: a second run started meanwhile is
+    refused at once, changing nothing, and the first one then trains."""
     from deeplab_lfov.training import trainer
     real_initial_model = trainer._initial_model
+    refused = []
 
-    def initial_model_then_another_run(config, resume_from, log):
-        model = real_initial_model(config, resume_from, log)
-        with SnapshotStore(config.snapshot_dir) as other:  # another run, started and ended meanwhile
-            other.attach(step=tf.Variable(0))
-            other.save(7)
-        return model
+    def initial_model_while_another_run_starts(config, resume_from, log):
+        before = _state(config.snapshot_dir)
+        assert set(before) == {os.path.join(config.snapshot_dir, ".lock")}  # only the lock (and empty logs/)
+        with pytest.raises(DeepLabError, match="in use by another training run") as e:
+            SnapshotStore(config.snapshot_dir).__enter__()
+        refused.append(str(e.value))
+        assert _state(config.snapshot_dir) == before
+        return real_initial_model(config, resume_from, log)
 
-    monkeypatch.setattr(trainer, "_initial_model", initial_model_then_another_run)
+    monkeypatch.setattr(trainer, "_initial_model", initial_model_while_another_run_starts)
     list_path = make_dataset(str(tmp_path), 2)
     code, _, err = run_cli("train.py", train_args(tmp_path, list_path), capsys)
-    assert_one_line_error(code, err, str(tmp_path / "snap"), "another training run wrote", "model.ckpt-7",
-                          "run the same command again")
-    assert tf.train.latest_checkpoint(str(tmp_path / "snap")).endswith("model.ckpt-7")
-    assert not os.path.exists(tmp_path / "snap" / "run.json")
+    assert code == 0 and refused, err
+    assert tf.train.latest_checkpoint(str(tmp_path / "snap")) and os.path.exists(tmp_path / "snap" / "run.json")
+
+
+def test_a_run_that_fails_its_checks_takes_away_only_a_lock_file_it_created(tmp_path):
+    first = SnapshotStore(str(tmp_path / "snap"))
+    with first, pytest.raises(ValueError), first.checking():
+        raise ValueError("a check failed")
+    assert os.listdir(tmp_path / "snap") == []  # the new directory is as it was: empty
+    with SnapshotStore(str(tmp_path / "snap")):  # a run that passed its checks keeps its lock file
+        pass
+    again = SnapshotStore(str(tmp_path / "snap"))
+    with again, pytest.raises(ValueError), again.checking():
+        raise ValueError("a check failed")
+    assert os.listdir(tmp_path / "snap") == [".lock"]  # it was there before this run: it stays
+
+
+def test_acquire_locks_the_lock_file_at_the_path_when_the_one_it_opened_was_taken_away(tmp_path, monkeypatch):
+    """A run that failed its checks may remove the lock file between another run's open and its lock: that
+    run must not hold a lock on a file no longer in the directory (a third run would lock a new one)."""
+    real_open = SnapshotStore._open_lock_file
+    opened = []
+
+    def open_then_taken_away(self, path):
+        fd, created = real_open(self, path)
+        if not opened:
+            os.unlink(path)
+        opened.append(created)
+        return fd, created
+
+    monkeypatch.setattr(SnapshotStore, "_open_lock_file", open_then_taken_away)
+    with SnapshotStore(str(tmp_path / "snap")) as store:
+        info = os.stat(tmp_path / "snap" / ".lock")
+        assert store._lock_id == (info.st_dev, info.st_ino) and opened == [True, True]
+        with pytest.raises(DeepLabError, match="in use by another training run"):
+            SnapshotStore(str(tmp_path / "snap")).__enter__()

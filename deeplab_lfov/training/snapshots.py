@@ -6,9 +6,9 @@
   written.  The kernel drops it when the process ends, however it ends (SIGKILL included), so a
   dead run never blocks the next one; a second live run on the same directory is refused with the
   first one's PID and host, and changes no file.  Under multi-worker training only the chief locks.
-  With ``defer_create`` a run locks an existing lock file at once (a live run there refuses it before
-  its checks) but creates a new directory's lock file only when it calls ``acquire()`` after its
-  checks, so a run that fails them leaves no ``.lock`` behind.
+  A run that fails its checks (``with store.checking():``) takes away the lock file it created, so a
+  new directory is left as it was; a run that opened that file just before it went away finds, once
+  it holds the lock, that the path no longer names the file it locked, and locks the new one instead.
   The lock belongs to the directory the run started with: before every write (``check_owned``) the
   lock file at the path must still be the one locked (same device and inode).  A directory removed
   (``rm -rf``) or replaced while the run lives stops the run with an error instead of being silently
@@ -22,6 +22,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import errno
 import fcntl
@@ -31,11 +32,11 @@ import shutil
 import socket
 import sys
 import tempfile
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ..core._tf import tf
 from ..core.errors import DeepLabError
-from ..core.files import write_text_atomic
+from ..core.files import check_writable, write_text_atomic
 
 __all__ = ["SnapshotStore", "run_record", "compare_settings", "check_owned_path", "FIXED_BY_SNAPSHOT"]
 
@@ -94,67 +95,107 @@ def _show(value) -> str:
 class SnapshotStore:
     """The snapshot directory of one run (see the module docstring).
 
-    Use as a context manager: ``with SnapshotStore(dir) as store:`` holds the lock for the run.  With
-    ``defer_create`` entering locks only a lock file that is already there (an earlier run's): a new
-    directory and its lock file are made by ``store.acquire()``, which the run calls once its checks
-    have passed.  Two runs still never write at once: every write comes after ``acquire()``.
+    Use as a context manager: ``with SnapshotStore(dir) as store:`` holds the lock for the run, and
+    ``with store.checking():`` around what a run checks before it writes anything.
     """
 
-    def __init__(self, directory: str, *, chief: bool = True, max_to_keep: int = 5, defer_create: bool = False):
+    def __init__(self, directory: str, *, chief: bool = True, max_to_keep: int = 5):
         self.directory = directory
         self.chief = chief
         self.max_to_keep = max_to_keep
-        self.defer_create = defer_create
         self.last_path: Optional[str] = None
         self._lock_fd: Optional[int] = None
         self._lock_id: Optional[Tuple[int, int]] = None  # (device, inode) of the lock file locked
+        self._created_lock = False  # this run made the lock file (the directory had none)
         self._checkpoint = None
         self._manager = None
 
     # ------------------------------------------------------------------------------------ lock
     def __enter__(self) -> SnapshotStore:
         if self.chief:
-            self.acquire(create=not self.defer_create)
+            self.acquire()
         self.last_path = self.latest
         return self
 
     def __exit__(self, *exc) -> None:
         self.release()
 
-    def acquire(self, create: bool = True) -> None:
+    @contextlib.contextmanager
+    def checking(self) -> Iterator[None]:
+        """Around a run's checks, before its first write: if one fails, the lock file this run created is
+        removed (while still locked) before the error goes on, so a new directory is left empty for
+        ``cli.run`` to remove; a lock file that was there before stays."""
+        try:
+            yield
+        except BaseException:
+            if self._lock_fd is not None and self._created_lock:
+                try:
+                    path = os.path.join(self.directory, LOCK_FILE)
+                    info = os.stat(path)
+                    if (info.st_dev, info.st_ino) == self._lock_id:
+                        os.unlink(path)
+                except OSError:
+                    pass
+                self.release()
+            raise
+
+    def acquire(self) -> None:
         """Take the directory's lock, or fail naming the run that holds it (writing nothing).
 
-        Without ``create`` only a lock file that is already there is locked: a missing directory or lock
-        file is left missing (and unlocked).  Nothing happens if this store holds the lock already.
+        The lock file is created if missing.  Once locked, the path must still name the file locked: a run
+        that failed its checks may have removed it meanwhile (``checking``); then the new one is locked.
         """
         path = os.path.join(self.directory, LOCK_FILE)
-        if self._lock_fd is not None or not (create or os.path.exists(path)):
-            return
-        try:
-            os.makedirs(self.directory, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as e:
-            raise DeepLabError(f"{self.directory}: --snapshot_dir is not writable ({e.strerror or e})") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            holder = _read_holder(fd)
-            os.close(fd)
-            if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise DeepLabError(f"{self.directory}: cannot lock the snapshot directory ({e.strerror or e})") from None
-            raise DeepLabError(f"{self.directory}: --snapshot_dir is in use by another training run ({holder}); "
-                               f"wait for it to end or use another --snapshot_dir") from None
+        for _ in range(100):
+            fd, created = self._open_lock_file(path)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                holder = _read_holder(fd)
+                os.close(fd)
+                if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise DeepLabError(f"{self.directory}: cannot lock the snapshot directory ({e.strerror or e})"
+                                       ) from None
+                raise DeepLabError(f"{self.directory}: --snapshot_dir is in use by another training run ({holder}); "
+                                   f"wait for it to end or use another --snapshot_dir") from None
+            info = os.fstat(fd)
+            try:
+                current = os.stat(path)
+            except OSError:
+                current = None
+            if current is not None and (current.st_dev, current.st_ino) == (info.st_dev, info.st_ino):
+                break
+            os.close(fd)  # locked a file that is no longer there: lock the one that is
+        else:
+            raise DeepLabError(f"{self.directory}: cannot lock the snapshot directory (its lock file keeps "
+                               f"being replaced)")
+        self._created_lock = created
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                                   "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds")
                                   }).encode(), 0)
         self._lock_fd = fd
-        info = os.fstat(fd)
         self._lock_id = (info.st_dev, info.st_ino)
         _HELD[os.path.realpath(self.directory)] = self
 
+    def _open_lock_file(self, path: str) -> Tuple[int, bool]:
+        """The lock file's descriptor, and whether this call created it."""
+        check_writable(self.directory, "--snapshot_dir")  # created if missing (cli.run removes it if left empty)
+        try:
+            while True:
+                try:
+                    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644), True
+                except FileExistsError:
+                    pass
+                try:
+                    return os.open(path, os.O_RDWR), False
+                except FileNotFoundError:  # removed in between (a run that failed its checks): create it
+                    continue
+        except OSError as e:
+            raise DeepLabError(f"{self.directory}: --snapshot_dir is not writable ({e.strerror or e})") from None
+
     def release(self) -> None:
-        """Drop the lock (the lock file stays: removing it would race with a run opening it)."""
+        """Drop the lock (the lock file stays: a run that trained leaves its holder line there)."""
         if self._lock_fd is not None:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)

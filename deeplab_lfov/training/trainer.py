@@ -2,13 +2,13 @@
 
 * Loss: softmax cross-entropy over the pixels whose (shrunk) label is not ``ignore_label``,
   averaged over exactly those pixels, across all replicas; L2 weight decay on filters.
-* ``train`` is a short sequence of steps: every check first (the settings against the run record,
-  writable folders, the weights' classes, the data), build model and optimizer (resuming from the
-  latest snapshot), only then lock a new snapshot directory and write the run record, build the
+* ``train`` is a short sequence of steps: lock the snapshot directory, every check (the settings
+  against the run record, writable folders, the weights' classes, the data), build model and
+  optimizer (resuming from the latest snapshot), only then write the run record, build the
   distributed dataset, then ``callbacks.run_loop`` with the periodic jobs as callbacks.  A run that
-  fails a check leaves no lock file or ``logs/`` in a new snapshot directory (``cli.run`` removes
-  the folders it left empty) and changes nothing in an existing one but its lock file's holder line
-  (and ``data_problems.txt``, the full report of a long list of bad entries).
+  fails a check takes away the lock file it created and leaves no ``logs/`` (``cli.run`` removes the
+  folders it left empty), and changes nothing in an existing snapshot directory but its lock file's
+  holder line (and ``data_problems.txt``, the full report of a long list of bad entries).
 * ``TrainStep`` is one compiled update under a ``tf.distribute`` strategy: the global batch is
   split over replicas, and the loss normalisation and gradient all-reduce give the update one
   device would compute; a non-finite loss is never applied.
@@ -402,44 +402,35 @@ def _default_callbacks(config: TrainConfig, chief: bool, store: SnapshotStore, m
     return callbacks
 
 
-def _check_nothing_written_meanwhile(store: SnapshotStore, resume_from: Optional[str]) -> None:
-    """A new snapshot directory is locked only after the checks: if another run wrote snapshots into it in
-    the meantime (and has ended, or the lock would have refused this one), the model built is not theirs."""
-    if store.latest != resume_from:
-        raise DeepLabError(f"{store.directory}: another training run wrote {store.latest} into it while this one "
-                           f"was getting ready; run the same command again to resume from it")
-
-
 def train(config: TrainConfig, log: Callable[[str], None] = print, callbacks: Sequence[Callback] = ()) -> int:
     """Run (or resume) training; returns the step reached.  ``callbacks`` run after the built-in ones.
 
-    Every check (settings, folders, the weights' classes, each list entry, the weights and the model) comes
-    before a new snapshot directory gets its lock file, so a run that fails one leaves none there.  A lock
-    file that is already there is locked first: a live run on the directory refuses this one at once.
+    The snapshot directory is locked first (a live run there refuses this one at once); every check
+    (settings, folders, the weights' classes, each list entry, the weights and the model) comes before
+    anything is written there, and a run that fails one takes away the lock file it created
+    (``SnapshotStore.checking``), so a new snapshot directory is left as it was.
     """
     strategy = make_strategy(config.strategy)
     chief = is_chief(strategy)
     listed = read_list(config.data_dir, config.data_list, config.label_dir)
     check_data_dir(config.data_dir, listed)  # before anything is written
-    with SnapshotStore(config.snapshot_dir, chief=chief, max_to_keep=config.max_to_keep, defer_create=True) as store:
-        _check_settings_against_record(config, store, log)
-        replicas = _check_replicas(config, strategy)
-        resume_from = store.latest
-        if chief:  # created if missing: cli.run removes the ones a failed run leaves empty
-            for directory, flag in ((config.snapshot_dir, "--snapshot_dir"), (config.save_dir, "--save_dir"),
-                                    (config.logs, "--log_dir")):
-                check_writable(directory, flag)
-        _check_weights_classes(config, resume_from)
-        entries = _training_entries(config, listed, store, log)
-        val_entries = _validation_entries(config, log) if config.val_list and chief else []
-        class_weights = _class_weights(config, entries, store, log)
-        with strategy.scope():
-            model = _initial_model(config, resume_from, log)
-            optimizer = _optimizer(config, model)
-        config.model, config.msc = model.model_name, model.msc  # what the run record keeps
-        if chief:
-            store.acquire()  # a new directory's lock file: made only now that every check has passed
-            _check_nothing_written_meanwhile(store, resume_from)
+    with SnapshotStore(config.snapshot_dir, chief=chief, max_to_keep=config.max_to_keep) as store:
+        with store.checking():  # a failed check leaves a new snapshot directory as it was
+            _check_settings_against_record(config, store, log)
+            replicas = _check_replicas(config, strategy)
+            resume_from = store.last_path
+            if chief:  # created if missing: cli.run removes the ones a failed run leaves empty
+                for directory, flag in ((config.snapshot_dir, "--snapshot_dir"), (config.save_dir, "--save_dir"),
+                                        (config.logs, "--log_dir")):
+                    check_writable(directory, flag)
+            _check_weights_classes(config, resume_from)
+            entries = _training_entries(config, listed, store, log)
+            val_entries = _validation_entries(config, log) if config.val_list and chief else []
+            class_weights = _class_weights(config, entries, store, log)
+            with strategy.scope():
+                model = _initial_model(config, resume_from, log)
+                optimizer = _optimizer(config, model)
+            config.model, config.msc = model.model_name, model.msc  # what the run record keeps
         store.attach(model=model, optimizer=optimizer)
         _write_run_record(config, store, class_weights)
         step = int(optimizer.iterations.numpy())
