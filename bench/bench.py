@@ -53,9 +53,11 @@ except ImportError:  # a plain checkout, not installed: the package is beside th
 import torch_peer  # noqa: E402  (bench/, beside this file; imports PyTorch only in its worker processes)
 from crf_rows import crf_rows, eval_overlap_rows, refine_rows  # noqa: E402  (bench/, beside this file)
 
-from deeplab_lfov.core._tf import tf  # noqa: E402
-from deeplab_lfov.model import DeepLabLargeFOV, conv_flops  # noqa: E402
-from deeplab_lfov.model.ops import DTYPES  # noqa: E402
+if __name__ != "__mp_main__":  # not in the crf_refine rows' pydensecrf workers: spawned processes run this
+    # file's top level again, and TensorFlow there would cost each of them seconds of CPU (its rows count it)
+    from deeplab_lfov.core._tf import tf  # noqa: E402
+    from deeplab_lfov.model import DeepLabLargeFOV, conv_flops  # noqa: E402
+    from deeplab_lfov.model.ops import DTYPES  # noqa: E402
 
 
 def timed(fn, repeats: int, warmup: int = 1):
@@ -392,7 +394,10 @@ def main(argv=None) -> int:
           f"{results.get('refine_pydensecrf_images_per_s') or float('nan'):.2f} images/s (all 21 classes); "
           f"TF {results['refine_voc_tf_images_per_s']:.2f}, pydensecrf "
           f"{results.get('refine_voc_pydensecrf_images_per_s') or float('nan'):.2f} images/s (VOC-like pseudo labels); "
-          f"TF at least as fast on both: {'met' if results['refine_target_met'] else 'NOT met'}")
+          f"TF at least as fast on both: {'met' if results['refine_target_met'] else 'NOT met'}; CPU s per image: TF "
+          f"{results['refine_tf_cpu_s_per_image']:.2f} and {results['refine_voc_tf_cpu_s_per_image']:.2f}, pydensecrf "
+          f"{results.get('refine_pydensecrf_cpu_s_per_image') or float('nan'):.2f} and "
+          f"{results.get('refine_voc_pydensecrf_cpu_s_per_image') or float('nan'):.2f}")
     return 0
 
 

@@ -135,3 +135,19 @@ def test_train_py_precision_flags(tmp_path, capsys):
     if not tf.config.list_physical_devices("GPU"):
         code, out, err = run_cli("train.py", args + ["--precision", "fp16"], capsys)
         assert_one_line_error(code, err, "--precision fp16 needs a GPU")
+
+
+def test_the_refine_rows_cpu_seconds_count_worker_processes_once_they_are_joined_and_tensorflow_stays_out_of_them():
+    """The pydensecrf rows' CPU time is this process's and its ended workers' (RUSAGE_CHILDREN); the workers
+    are spawned processes, which run bench.py's top level again: it must not import TensorFlow there."""
+    spec = importlib.util.spec_from_file_location("crf_rows_under_test", os.path.join(ROOT, "bench", "crf_rows.py"))
+    crf_rows = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(crf_rows)
+    before = crf_rows._cpu_seconds()
+    subprocess.run([sys.executable, "-c", "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass"],
+                   check=True)
+    assert crf_rows._cpu_seconds() - before >= 0.35
+    check = ("import runpy, sys; sys.path.insert(0, 'bench'); runpy.run_path('bench/bench.py', run_name='__mp_main__'); "
+             "print('tensorflow' in sys.modules)")
+    worker = subprocess.run([sys.executable, "-c", check], cwd=ROOT, env=SUBPROCESS_ENV, capture_output=True, text=True)
+    assert worker.returncode == 0 and worker.stdout.strip() == "False", worker.stderr
