@@ -95,13 +95,14 @@ def test_tflite_files_meet_their_agreement_thresholds(tmp_path, capsys, trained_
     assert np.mean(segmenter.labels(small) == reference) >= 0.999
 
 
-def test_tflite_files_have_named_signatures_labels_files_and_their_preprocessing_in_model_json(tmp_path, capsys):
-    import tensorflow as tf
+def test_tflite_files_have_named_signatures_labels_files_and_their_preprocessing_in_model_json(tmp_path, capsys,
+                                                                                            monkeypatch):
+    from ai_edge_litert.interpreter import Interpreter  # LiteRT, the runtime phones and our verification use
     code, out, err = run_cli("util/export_model.py", [CAFFEMODEL, "--output_dir", tmp_path, "--formats", "tflite",
                                                       "--tflite_size", "65"], capsys)
     assert code == 0, err
     name = "deeplab_lfov_65x65_none.tflite"
-    interpreter = tf.lite.Interpreter(model_path=str(tmp_path / name))
+    interpreter = Interpreter(model_path=str(tmp_path / name))
     assert interpreter.get_signature_list() == {"serving_default": {"inputs": ["images"],
                                                                     "outputs": ["labels", "probabilities"]}}
     assert [d["name"] for d in interpreter.get_input_details()] == ["images"]
@@ -128,6 +129,30 @@ def test_tflite_files_have_named_signatures_labels_files_and_their_preprocessing
     assert header.split() == ["artifact", "agreement", "needs", "size", "latency", "result"]
     row = next(line for line in out.splitlines() if line.startswith(name) and line.endswith("published"))
     assert "MB" in row and " s " in row
+
+    # the interpreter: LiteRT's, else TensorFlow's (the same answers), else one line saying what to install
+    import types
+    import warnings
+
+    from deeplab_lfov.core.errors import DeepLabError
+    from deeplab_lfov.deploy import export
+    litert = export.tflite_interpreter(str(tmp_path / name), 1)
+    assert type(litert).__module__.startswith("ai_edge_litert")
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)  # not installed
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+        fallback = export.tflite_interpreter(str(tmp_path / name), 1)
+    assert type(fallback).__module__.startswith("tensorflow")
+    for interpreter in (litert, fallback):
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], canvas)
+        interpreter.invoke()
+    probs = [next(i.get_tensor(d["index"]) for d in i.get_output_details() if d["name"] == "probabilities")
+             for i in (litert, fallback)]
+    np.testing.assert_array_equal(probs[0], probs[1])
+    monkeypatch.setattr(export, "tf", types.SimpleNamespace(lite=types.SimpleNamespace()))  # a TF without it
+    with pytest.raises(DeepLabError, match=r"\.tflite file needs the LiteRT interpreter.*pip install ai-edge-litert"):
+        export.tflite_interpreter(str(tmp_path / name))
 
 
 def test_export_refusals_are_one_line_and_leave_nothing(tmp_path, capsys):

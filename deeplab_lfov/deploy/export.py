@@ -61,8 +61,8 @@ if TYPE_CHECKING:  # the settings sit above deploy: only their type is named her
     from ..settings import ExportConfig
 
 __all__ = ["QUANTIZATIONS", "MIN_AGREEMENT", "DEFAULT_MAX_PIXELS", "ServingModule", "save_saved_model",
-           "convert_tflite", "reference_labels", "TFLiteSegmenter", "saved_model_agreement", "tflite_agreement",
-           "tflite_name", "labels_name", "Artifact", "ExportReport", "export_model", "check_images",
+           "convert_tflite", "reference_labels", "tflite_interpreter", "TFLiteSegmenter", "saved_model_agreement",
+           "tflite_agreement", "tflite_name", "labels_name", "Artifact", "ExportReport", "export_model", "check_images",
            "MODEL_JSON", "STAGING_PREFIX"]
 
 # Least share of pixels whose label must equal the in-process predictor's, per artifact (``--min_agreement``
@@ -245,13 +245,26 @@ def fit_to(rgb: np.ndarray, size: int) -> np.ndarray:
                                                   Image.BILINEAR))
 
 
+def tflite_interpreter(path: str, threads: Optional[int] = None):
+    """A TFLite interpreter of the file at ``path``: LiteRT's (``ai_edge_litert``, in the requirements), else
+    TensorFlow's ``tf.lite.Interpreter`` (deprecated and due to leave TensorFlow; the same API)."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        Interpreter = getattr(tf.lite, "Interpreter", None)
+        if Interpreter is None:
+            raise DeepLabError(f"{path}: running a .tflite file needs the LiteRT interpreter, which this "
+                               f"TensorFlow no longer carries: pip install ai-edge-litert") from None
+    return Interpreter(model_path=path, num_threads=threads or os.cpu_count())
+
+
 class TFLiteSegmenter:
     """Runs an exported ``.tflite`` on RGB images of any size; probabilities at the image's size."""
 
     def __init__(self, path: str, threads: Optional[int] = None):
         from ..core.runtime import quiet_stderr
-        with quiet_stderr():  # the interpreter's deprecation notice and its XNNPACK line
-            self.interpreter = tf.lite.Interpreter(model_path=path, num_threads=threads or os.cpu_count())
+        with quiet_stderr():  # the interpreter's XNNPACK line (and tf.lite's deprecation notice)
+            self.interpreter = tflite_interpreter(path, threads)
             self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]
         outputs = self.interpreter.get_output_details()  # 'probabilities' (older files have no 'labels')
