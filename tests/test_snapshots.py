@@ -299,8 +299,8 @@ def test_a_run_that_fails_its_checks_takes_away_only_a_lock_file_it_created(tmp_
     with first, pytest.raises(ValueError), first.checking():
         raise ValueError("a check failed")
     assert os.listdir(tmp_path / "snap") == []  # the new directory is as it was: empty
-    with SnapshotStore(str(tmp_path / "snap")):  # a run that passed its checks keeps its lock file
-        pass
+    with SnapshotStore(str(tmp_path / "snap")) as passed:  # a run that passed its checks keeps its lock file
+        passed.acquire()  # holding it already: nothing to do (not "in use by" itself)
     again = SnapshotStore(str(tmp_path / "snap"))
     with again, pytest.raises(ValueError), again.checking():
         raise ValueError("a check failed")
@@ -326,3 +326,15 @@ def test_acquire_locks_the_lock_file_at_the_path_when_the_one_it_opened_was_take
         assert store._lock_id == (info.st_dev, info.st_ino) and opened == [True, True]
         with pytest.raises(DeepLabError, match="in use by another training run"):
             SnapshotStore(str(tmp_path / "snap")).__enter__()
+
+
+def test_a_lock_file_that_is_a_symbolic_link_is_refused_and_its_target_left_alone(tmp_path):
+    (tmp_path / "snap").mkdir()
+    (tmp_path / "important.txt").write_text("keep me")
+    for target in (tmp_path / "important.txt", tmp_path / "nowhere"):  # a link to a file, a dangling link
+        if os.path.lexists(tmp_path / "snap" / ".lock"):
+            os.unlink(tmp_path / "snap" / ".lock")
+        os.symlink(target, tmp_path / "snap" / ".lock")
+        with pytest.raises(DeepLabError, match=r"lock file is a symbolic link; remove it"):
+            SnapshotStore(str(tmp_path / "snap")).__enter__()
+    assert (tmp_path / "important.txt").read_text() == "keep me" and not os.path.exists(tmp_path / "nowhere")

@@ -140,14 +140,20 @@ class SnapshotStore:
             raise
 
     def acquire(self) -> None:
-        """Take the directory's lock, or fail naming the run that holds it (writing nothing).
+        """Take the directory's lock, or fail naming the run that holds it (writing nothing in its folder).
 
         The lock file is created if missing.  Once locked, the path must still name the file locked: a run
         that failed its checks may have removed it meanwhile (``checking``); then the new one is locked.
+        Nothing happens if this store holds the lock already.
         """
+        if self._lock_fd is not None:
+            return
         path = os.path.join(self.directory, LOCK_FILE)
         for _ in range(100):
-            fd, created = self._open_lock_file(path)
+            opened = self._open_lock_file(path)
+            if opened is None:  # removed between two steps: try again
+                continue
+            fd, created = opened
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as e:
@@ -160,7 +166,7 @@ class SnapshotStore:
                                    f"wait for it to end or use another --snapshot_dir") from None
             info = os.fstat(fd)
             try:
-                current = os.stat(path)
+                current = os.stat(path, follow_symlinks=False)
             except OSError:
                 current = None
             if current is not None and (current.st_dev, current.st_ino) == (info.st_dev, info.st_ino):
@@ -168,7 +174,7 @@ class SnapshotStore:
             os.close(fd)  # locked a file that is no longer there: lock the one that is
         else:
             raise DeepLabError(f"{self.directory}: cannot lock the snapshot directory (its lock file keeps "
-                               f"being replaced)")
+                               f"being removed or replaced)")
         self._created_lock = created
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
@@ -178,20 +184,24 @@ class SnapshotStore:
         self._lock_id = (info.st_dev, info.st_ino)
         _HELD[os.path.realpath(self.directory)] = self
 
-    def _open_lock_file(self, path: str) -> Tuple[int, bool]:
-        """The lock file's descriptor, and whether this call created it."""
-        check_writable(self.directory, "--snapshot_dir")  # created if missing (cli.run removes it if left empty)
+    def _open_lock_file(self, path: str) -> Optional[Tuple[int, bool]]:
+        """The lock file's descriptor and whether this call created it; None if the file or the folder went
+        away between two steps.  A folder that is missing is created (``check_writable``: cli.run removes it
+        if the run fails and leaves it empty); one that exists gets no probe file before the lock."""
+        if not os.path.isdir(self.directory):
+            check_writable(self.directory, "--snapshot_dir")
         try:
-            while True:
-                try:
-                    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644), True
-                except FileExistsError:
-                    pass
-                try:
-                    return os.open(path, os.O_RDWR), False
-                except FileNotFoundError:  # removed in between (a run that failed its checks): create it
-                    continue
+            try:
+                return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644), True
+            except FileExistsError:
+                pass
+            return os.open(path, os.O_RDWR | os.O_NOFOLLOW), False
+        except FileNotFoundError:
+            return None
         except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise DeepLabError(f"{path}: the snapshot directory's lock file is a symbolic link; remove it "
+                                   f"(a lock file is a plain file this program writes)") from None
             raise DeepLabError(f"{self.directory}: --snapshot_dir is not writable ({e.strerror or e})") from None
 
     def release(self) -> None:

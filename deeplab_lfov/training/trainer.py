@@ -431,7 +431,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, callbacks: Se
                 model = _initial_model(config, resume_from, log)
                 optimizer = _optimizer(config, model)
             config.model, config.msc = model.model_name, model.msc  # what the run record keeps
-        store.attach(model=model, optimizer=optimizer)
+            store.attach(model=model, optimizer=optimizer)  # on resume: the snapshot must fit the model
         _write_run_record(config, store, class_weights)
         step = int(optimizer.iterations.numpy())
         batches = _distributed_batches(config, strategy, entries, step)
