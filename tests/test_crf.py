@@ -226,3 +226,34 @@ def test_crf_refine_reports_each_bad_probabilities_file_and_refines_the_rest(tmp
         assert f"{name}.npy: " in err and needle in err, (name, err)
     refined = np.asarray(Image.open(tmp_path / "out" / "good.png"))
     assert np.mean(refined == truth) > 0.9
+
+
+def test_crf_search_shares_the_lattice_among_bilateral_weights_with_each_settings_own_scores(tmp_path, model):
+    """The TF backend runs every bi_w of one (bi_xy_std, bi_rgb_std) pair on one lattice per image: the same
+    labels as each setting's CRF alone (probabilities equal but for rounding), the grid's scores and order."""
+    from deeplab_lfov.crf.tf_crf import TFDenseCRF
+    from deeplab_lfov.data.reader import load_pair
+    from deeplab_lfov.evaluation.crf_search import crf_grid_search
+    from deeplab_lfov.evaluation.metrics import confusion_matrix, scores
+    entries = read_list(str(tmp_path), make_dataset(str(tmp_path), 2))
+    predictor = Predictor(model)
+    grid = dict(bi_w=(5.0, 3.0), bi_xy_std=(30.0, 50.0), bi_rgb_std=(3.0,))
+    result = crf_grid_search(predictor, entries, num_classes=21, ignore_label=255, iterations=3, **grid)
+    expected = {}
+    for w in grid["bi_w"]:
+        for xy in grid["bi_xy_std"]:
+            params = CRFParams(bi_w=w, bi_xy_std=xy, bi_rgb_std=3.0, iterations=3)
+            alone, confusion = TFDenseCRF(params), np.zeros((21, 21), np.int64)
+            for entry in entries:
+                rgb, label = load_pair(entry, 21, 255)
+                probs = predictor.probabilities(rgb).astype(np.float16).astype(np.float32)
+                q = alone(rgb, probs)
+                shared = TFDenseCRF(params).for_bi_weights(rgb, probs, grid["bi_w"])[grid["bi_w"].index(w)]
+                np.testing.assert_allclose(shared, q, atol=1e-5)
+                assert np.array_equal(shared.argmax(-1), q.argmax(-1))
+                confusion += confusion_matrix(label, q.argmax(-1), 21, 255)
+            expected[params] = scores(confusion)["mean_iou"]
+    assert dict(result.tried) == expected
+    order = [(w, xy) for w in grid["bi_w"] for xy in grid["bi_xy_std"]]  # the grid's order breaks ties
+    assert [p for p, _ in result.tried] == sorted(expected, key=lambda p: (-expected[p], order.index((p.bi_w,
+                                                                                                      p.bi_xy_std))))

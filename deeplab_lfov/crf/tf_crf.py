@@ -36,17 +36,18 @@ operations have GPU kernels in TensorFlow; it has not yet been run on a GPU here
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import threading
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..core._tf import tf
 from .params import CRFParams
 
-__all__ = ["PermutohedralLattice", "gaussian_filter", "dense_crf", "TFDenseCRF"]
+__all__ = ["PermutohedralLattice", "gaussian_filter", "dense_crf", "dense_crf_bi_weights", "TFDenseCRF"]
 
 # Odd 62-bit multipliers: a vertex key (d small integers) hashes to sum(key * P) in wrapping int64
 # arithmetic; the hash is linear, so a neighbour's hash is the vertex's plus a constant.
@@ -72,6 +73,7 @@ class PermutohedralLattice:
         d = int(features.shape[-1])
         n = tf.shape(features)[0]
         self.d = d
+        self._norm: Optional[tf.Tensor] = None
         inv_std = math.sqrt(2.0 / 3.0) * (d + 1)
         scale = tf.constant([inv_std / math.sqrt((i + 1) * (i + 2)) for i in range(d)], tf.float32)
         c = tf.cast(features, tf.float32) * scale  # (N, d)
@@ -161,7 +163,9 @@ class PermutohedralLattice:
         """The function ``values -> weight * n * filter(n * values)`` with ``n = 1 / sqrt(filter(1))``
         (pydensecrf's ``NORMALIZE_SYMMETRIC``); ``n`` and ``weight`` are folded into the splat and
         slice weights once, so a call makes no extra pass over its (N, C) values."""
-        norm = tf.math.rsqrt(self.filter(tf.ones([self.num_points, 1])) + 1e-20)[:, 0]
+        if self._norm is None:  # one filter pass per lattice, whatever the number of weights
+            self._norm = tf.math.rsqrt(self.filter(tf.ones([self.num_points, 1])) + 1e-20)[:, 0]
+        norm = self._norm
         bounds = self.point_bounds
         splat, slice_ = [], []
         for part, lo, hi in zip(self.slice_parts, bounds[:-1], bounds[1:]):
@@ -216,6 +220,21 @@ def dense_crf(rgb: tf.Tensor, probabilities: tf.Tensor, params: Optional[CRFPara
     classes of a label map in one channel); the result is then each channel's per-class probability.
     """
     params = params or CRFParams()
+    return _mean_field_runs(rgb, probabilities, params, (params.bi_w,), multiplicity)[0]
+
+
+def dense_crf_bi_weights(rgb: tf.Tensor, probabilities: tf.Tensor, params: CRFParams,
+                         bi_ws: Sequence[float]) -> tf.Tensor:
+    """(len(bi_ws), H, W, C): ``dense_crf`` with each bilateral weight of ``bi_ws`` in place of ``params.bi_w``,
+    sharing one lattice and its normalisation (``util/crf_search.py``'s grid tries several weights per pair of
+    standard deviations); each result is the one ``dense_crf`` gives for that weight."""
+    return tf.stack(_mean_field_runs(rgb, probabilities, params, tuple(bi_ws)))
+
+
+def _mean_field_runs(rgb: tf.Tensor, probabilities: tf.Tensor, params: CRFParams, bi_ws: Tuple[float, ...],
+                     multiplicity: Optional[tf.Tensor] = None) -> List[tf.Tensor]:
+    """The (H, W, C) result of mean-field inference for each bilateral weight of ``bi_ws``: the unary, the
+    position kernel and the bilateral lattice are built once."""
     shape = tf.shape(probabilities)
     height, width, classes = shape[0], shape[1], shape[2]
     log_p = tf.math.log(tf.clip_by_value(tf.reshape(probabilities, [-1, classes]), 1e-8, 1.0))  # -unary, (N, C)
@@ -237,17 +256,22 @@ def dense_crf(rgb: tf.Tensor, probabilities: tf.Tensor, params: Optional[CRFPara
         def position(q):
             return tf.reshape(pos_out * gaussian_filter(pos_norm * tf.reshape(q, shape), std), [-1, classes])
         messages.append(position)
-    if params.bi_w:
+    lattice = None
+    if any(bi_ws):
         lattice = PermutohedralLattice(_pixel_features(height, width, rgb, params.bi_xy_std, params.bi_rgb_std))
-        messages.append(lattice.normalized_filter(params.bi_w))
+    results: List[tf.Tensor] = []
+    for bi_w in bi_ws:
+        # one setting after the other, each alone on the cores as dense_crf's single setting: the same numbers
+        with tf.control_dependencies(results[-1:]):
+            setting = messages + ([lattice.normalized_filter(bi_w)] if bi_w else [])
+            q = normalise(tf.identity(log_p))
+            for _ in range(params.iterations):
+                q = normalise(tf.add_n([log_p] + [message(q) for message in setting]))
+            results.append(tf.reshape(q, shape))
+    return results
 
-    q = normalise(log_p)
-    for _ in range(params.iterations):
-        q = normalise(tf.add_n([log_p] + [message(q) for message in messages]))
-    return tf.reshape(q, shape)
 
-
-_COMPILED: Dict[Tuple[CRFParams, bool], Callable] = {}
+_COMPILED: Dict[tuple, Callable] = {}
 _COMPILED_LOCK = threading.Lock()
 
 
@@ -264,6 +288,17 @@ def _compiled(params: CRFParams, with_multiplicity: bool = False) -> Callable:
             else:
                 _COMPILED[key] = tf.function(lambda rgb, probs: dense_crf(rgb, probs, params),
                                              input_signature=images)
+        return _COMPILED[key]
+
+
+def _compiled_bi_weights(params: CRFParams, bi_ws: Tuple[float, ...]) -> Callable:
+    """The compiled ``dense_crf_bi_weights`` for ``params`` (its ``bi_w`` unused) and ``bi_ws``, one per process."""
+    key = (dataclasses.replace(params, bi_w=0.0), bi_ws)
+    with _COMPILED_LOCK:
+        if key not in _COMPILED:
+            _COMPILED[key] = tf.function(lambda rgb, probs: dense_crf_bi_weights(rgb, probs, params, bi_ws),
+                                         input_signature=[tf.TensorSpec([None, None, 3], tf.uint8),
+                                                          tf.TensorSpec([None, None, None], tf.float32)])
         return _COMPILED[key]
 
 
@@ -284,3 +319,11 @@ class TFDenseCRF:
             return self._run(tf.constant(rgb, tf.uint8), tf.constant(probs, tf.float32)).numpy()
         return self._run_shared(tf.constant(rgb, tf.uint8), tf.constant(probs, tf.float32),
                                 tf.constant(multiplicity, tf.float32)).numpy()
+
+    def for_bi_weights(self, rgb: np.ndarray, probs: np.ndarray, bi_ws: Sequence[float]) -> np.ndarray:
+        """(len(bi_ws), H, W, C): the CRF of this setting with each bilateral weight of ``bi_ws`` in place of
+        its own, on one lattice (``dense_crf_bi_weights``)."""
+        if rgb.shape[:2] != probs.shape[:2]:
+            raise ValueError(f"image {rgb.shape[:2]} and probabilities {probs.shape[:2]} differ in size")
+        run = _compiled_bi_weights(self.params, tuple(float(w) for w in bi_ws))
+        return run(tf.constant(rgb, tf.uint8), tf.constant(probs, tf.float32)).numpy()

@@ -1,14 +1,17 @@
 """Grid search of the dense CRF's parameters on a subset of a list, as the DeepLab paper chose them.
 
 The network runs once per image; its probabilities are kept (as float16, ``len(entries)`` of them)
-and every CRF setting of the grid is scored on them through one confusion matrix per setting.
+and every CRF setting of the grid is scored on them through one confusion matrix per setting.  With
+the TF backend the bilateral weights of one (bi_xy_std, bi_rgb_std) pair share each image's lattice
+(``TFDenseCRF.for_bi_weights``: the same labels as each setting alone but for rounding, about a fifth
+less time for four weights).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -49,17 +52,24 @@ def crf_grid_search(predictor: Predictor, entries: Sequence[Entry], *, num_class
         cached.append((rgb, probs.astype(np.float16), label))
     plain_miou = scores(plain)["mean_iou"]
     log(f"Without CRF: mean IoU {plain_miou:.4f} on {counted(len(entries), 'image')}")
-    tried: List[Tuple[CRFParams, float]] = []
-    for w, xy, rgb_std in itertools.product(bi_w, bi_xy_std, bi_rgb_std):
-        params = CRFParams(bi_w=w, bi_xy_std=xy, bi_rgb_std=rgb_std, pos_w=pos_w, pos_xy_std=pos_xy_std,
-                           iterations=iterations)
-        crf = make_crf(params, backend)
-        confusion = np.zeros_like(plain)
+    # The TF backend runs every bi_w of a (bi_xy_std, bi_rgb_std) pair on one lattice per image
+    # (TFDenseCRF.for_bi_weights); pydensecrf runs each setting on its own.
+    weights = tuple(bi_w) if backend == "tf" else None
+    miou_of = {}
+    for xy, rgb_std in itertools.product(bi_xy_std, bi_rgb_std):
+        group = [CRFParams(bi_w=w, bi_xy_std=xy, bi_rgb_std=rgb_std, pos_w=pos_w, pos_xy_std=pos_xy_std,
+                           iterations=iterations) for w in bi_w]
+        confusions = [np.zeros_like(plain) for _ in group]
+        crfs = [make_crf(group[0], backend)] if weights else [make_crf(params, backend) for params in group]
         for rgb, probs, label in cached:
-            confusion += confusion_matrix(label, crf(rgb, probs.astype(np.float32)).argmax(-1), num_classes,
-                                          ignore_label)
-        miou = scores(confusion)["mean_iou"]
-        log(f"bi_w {w:g}  bi_xy_std {xy:g}  bi_rgb_std {rgb_std:g}  mean IoU {miou:.4f}")
-        tried.append((params, miou))
-    tried.sort(key=lambda t: -t[1])  # stable: the first of equal settings stays first
+            probs = probs.astype(np.float32)
+            refined = crfs[0].for_bi_weights(rgb, probs, weights) if weights else [crf(rgb, probs) for crf in crfs]
+            for confusion, q in zip(confusions, refined):
+                confusion += confusion_matrix(label, q.argmax(-1), num_classes, ignore_label)
+        for params, confusion in zip(group, confusions):
+            miou_of[params] = scores(confusion)["mean_iou"]
+            log(f"bi_w {params.bi_w:g}  bi_xy_std {xy:g}  bi_rgb_std {rgb_std:g}  mean IoU {miou_of[params]:.4f}")
+    tried = [(params, miou) for params, miou in miou_of.items()]
+    order = list(itertools.product(bi_w, bi_xy_std, bi_rgb_std))  # the grid's order, for equal scores
+    tried.sort(key=lambda t: (-t[1], order.index((t[0].bi_w, t[0].bi_xy_std, t[0].bi_rgb_std))))
     return SearchResult(plain_miou, tuple(tried))
