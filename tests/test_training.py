@@ -197,3 +197,20 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_snapshot(tmp_path, caps
     assert match, err
     assert match.group(3).endswith("model.ckpt-0")
     assert tf.train.latest_checkpoint(str(tmp_path / "snap")).endswith("model.ckpt-0")
+
+
+def test_the_same_run_twice_gives_the_same_snapshot_dropout_included(tmp_path, capsys):
+    """--random_seed seeds the initialisation, the augmentation and dropout's masks (drop6, drop7): two runs of
+    the same command write the same weights."""
+    list_path = make_dataset(str(tmp_path), 2)
+    weights = []
+    for run in ("a", "b"):
+        code, _, err = run_cli("train.py", train_args(tmp_path, list_path, **{"--snapshot_dir": tmp_path / run,
+                                                                             "--save_pred_every": "2"}), capsys)
+        assert code == 0, err
+        reader = tf.train.load_checkpoint(str(tmp_path / run))
+        weights.append({name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+                        if "fc" in name and "OPTIMIZER" not in name})
+    assert weights[0] and weights[0].keys() == weights[1].keys()
+    for name in weights[0]:
+        np.testing.assert_array_equal(weights[0][name], weights[1][name], err_msg=name)

@@ -81,7 +81,8 @@ class TrainConfig(ModelConfig, DataConfig, WeightsConfig, PrecisionConfig):
                                                "recipes: 0.5,1.5)", parse=parse_floats, check=positive,
                                                group="augmentation", show="0.75,1.25", metavar="LOW,HIGH")
     random_mirror: bool = setting(True, "random left-right mirroring", group="augmentation")
-    random_seed: int = setting(1234, "seed of the initialisation and the augmentation")
+    random_seed: int = setting(1234, "seed of the initialisation, the augmentation and dropout (the same run twice "
+                                      "gives the same snapshots)")
     width_multiplier: float = setting(1.0, "widths of a freshly initialised net (0.125 = the small test net)",
                                       check=positive)
     max_to_keep: int = setting(5, "snapshots kept", check=positive)

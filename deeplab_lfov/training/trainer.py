@@ -410,6 +410,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, callbacks: Se
     anything is written there, and a run that fails one takes away the lock file it created
     (``SnapshotStore.checking``), so a new snapshot directory is left as it was.
     """
+    tf.random.set_seed(config.random_seed)  # dropout's masks: the same run twice gives the same snapshots
     strategy = make_strategy(config.strategy)
     chief = is_chief(strategy)
     listed = read_list(config.data_dir, config.data_list, config.label_dir)
