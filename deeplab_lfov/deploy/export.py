@@ -246,16 +246,31 @@ def fit_to(rgb: np.ndarray, size: int) -> np.ndarray:
 
 
 def tflite_interpreter(path: str, threads: Optional[int] = None):
-    """A TFLite interpreter of the file at ``path``: LiteRT's (``ai_edge_litert``, in the requirements), else
-    TensorFlow's ``tf.lite.Interpreter`` (deprecated and due to leave TensorFlow; the same API)."""
+    """A TFLite interpreter of the file at ``path``, its tensors allocated: LiteRT's (``ai_edge_litert``,
+    ``requirements-tflite.txt``), else TensorFlow's ``tf.lite.Interpreter`` (deprecated and due to leave
+    TensorFlow; the same API).  TensorFlow's is also the fallback when LiteRT cannot allocate the file (an
+    older LiteRT than the converter that wrote it: an operation version it does not know)."""
+    threads = threads or os.cpu_count()
+    tf_lite = getattr(tf.lite, "Interpreter", None)
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
-        Interpreter = getattr(tf.lite, "Interpreter", None)
-        if Interpreter is None:
-            raise DeepLabError(f"{path}: running a .tflite file needs the LiteRT interpreter, which this "
-                               f"TensorFlow no longer carries: pip install ai-edge-litert") from None
-    return Interpreter(model_path=path, num_threads=threads or os.cpu_count())
+        Interpreter = None
+    if Interpreter is not None:
+        interpreter = Interpreter(model_path=path, num_threads=threads)
+        try:
+            interpreter.allocate_tensors()
+            return interpreter
+        except (RuntimeError, ValueError) as e:
+            if tf_lite is None:
+                raise DeepLabError(f"{path}: LiteRT cannot run this file ({' '.join(str(e).split())}); a newer "
+                                   f"ai-edge-litert may") from None
+    if tf_lite is None:
+        raise DeepLabError(f"{path}: running a .tflite file needs the LiteRT interpreter, which this "
+                           f"TensorFlow no longer carries: pip install ai-edge-litert") from None
+    interpreter = tf_lite(model_path=path, num_threads=threads)
+    interpreter.allocate_tensors()
+    return interpreter
 
 
 class TFLiteSegmenter:
@@ -265,7 +280,6 @@ class TFLiteSegmenter:
         from ..core.runtime import quiet_stderr
         with quiet_stderr():  # the interpreter's XNNPACK line (and tf.lite's deprecation notice)
             self.interpreter = tflite_interpreter(path, threads)
-            self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]
         outputs = self.interpreter.get_output_details()  # 'probabilities' (older files have no 'labels')
         self.output = next((o for o in outputs if o["name"] == "probabilities"),
