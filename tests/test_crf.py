@@ -1,6 +1,7 @@
 """The dense CRF and the test-time protocol (flip, scales, 513 padding)."""
 
 import os
+import re
 import sys
 
 import numpy as np
@@ -144,6 +145,10 @@ def test_crf_search_prints_the_best_setting(tmp_path, capsys, model):
                                                     "--bi_rgb_std", "3", "--crf_iterations", "2"], capsys)
     assert code == 0, err
     assert len([l for l in out.splitlines() if l.startswith("bi_w ")]) == 2 and "Best: --bi_w " in out
+    assert "--crf_iterations 2 " in out  # the best line is a setting to paste: iterations included
+    plain = float(re.search(r"Without CRF: mean IoU ([0-9.]+)", out).group(1))
+    best = float(re.search(r"Best: .*\(mean IoU ([0-9.]+)\)", out).group(1))
+    assert (best < plain) == ("No setting of this grid beats the net without the CRF" in out)
 
 
 def test_crf_refine_a_folder_of_pseudo_labels_and_probabilities(tmp_path, capsys):

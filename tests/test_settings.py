@@ -82,3 +82,9 @@ def test_settings_round_trip_through_their_record():
     record = config.as_record()
     assert record["input_size"] == [64, 80] and record["batch_size"] == 4
     assert TrainConfig(**{**record, "input_size": tuple(record["input_size"])}) == config
+
+
+def test_a_required_flag_left_out_is_named_plainly(capsys):
+    from helpers import assert_one_line_error, run_cli
+    code, _, err = run_cli("util/crf_search.py", ["--data_dir", ".", "--data_list", "dataset/val.txt"], capsys)
+    assert_one_line_error(code, err, "error: --restore_from is required")

@@ -39,7 +39,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                              backend=config.crf_backend, log=log)
     best, miou = result.best
     log(f"Best: --bi_w {best.bi_w:g} --bi_xy_std {best.bi_xy_std:g} --bi_rgb_std {best.bi_rgb_std:g} "
-        f"--pos_w {best.pos_w:g} --pos_xy_std {best.pos_xy_std:g}  (mean IoU {miou:.4f})")
+        f"--pos_w {best.pos_w:g} --pos_xy_std {best.pos_xy_std:g} --crf_iterations {best.iterations}  "
+        f"(mean IoU {miou:.4f})")
+    if miou < result.plain_miou:
+        log(f"No setting of this grid beats the net without the CRF (mean IoU {result.plain_miou:.4f}): "
+            f"evaluate without --crf, or widen the grid")
     return 0
 
 

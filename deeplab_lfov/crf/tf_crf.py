@@ -36,7 +36,6 @@ operations have GPU kernels in TensorFlow; it has not yet been run on a GPU here
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 import threading
@@ -291,17 +290,6 @@ def _compiled(params: CRFParams, with_multiplicity: bool = False) -> Callable:
         return _COMPILED[key]
 
 
-def _compiled_bi_weights(params: CRFParams, bi_ws: Tuple[float, ...]) -> Callable:
-    """The compiled ``dense_crf_bi_weights`` for ``params`` (its ``bi_w`` unused) and ``bi_ws``, one per process."""
-    key = (dataclasses.replace(params, bi_w=0.0), bi_ws)
-    with _COMPILED_LOCK:
-        if key not in _COMPILED:
-            _COMPILED[key] = tf.function(lambda rgb, probs: dense_crf_bi_weights(rgb, probs, params, bi_ws),
-                                         input_signature=[tf.TensorSpec([None, None, 3], tf.uint8),
-                                                          tf.TensorSpec([None, None, None], tf.float32)])
-        return _COMPILED[key]
-
-
 class TFDenseCRF:
     """The TensorFlow CRF behind ``--crf_backend tf``: same call as ``crf.DenseCRF``, compiled once for
     any image size; safe to call from several threads at once."""
@@ -310,6 +298,7 @@ class TFDenseCRF:
         self.params = params = params or CRFParams()
         self._run = _compiled(params)
         self._run_shared = _compiled(params, with_multiplicity=True)
+        self._runs_bi_weights: Dict[Tuple[float, ...], Callable] = {}  # this object's only: freed with it
 
     def __call__(self, rgb: np.ndarray, probs: np.ndarray, multiplicity: Optional[np.ndarray] = None) -> np.ndarray:
         """``multiplicity``: see ``dense_crf`` (``crf.classes``)."""
@@ -325,5 +314,10 @@ class TFDenseCRF:
         its own, on one lattice (``dense_crf_bi_weights``)."""
         if rgb.shape[:2] != probs.shape[:2]:
             raise ValueError(f"image {rgb.shape[:2]} and probabilities {probs.shape[:2]} differ in size")
-        run = _compiled_bi_weights(self.params, tuple(float(w) for w in bi_ws))
-        return run(tf.constant(rgb, tf.uint8), tf.constant(probs, tf.float32)).numpy()
+        bi_ws = tuple(float(w) for w in bi_ws)
+        if bi_ws not in self._runs_bi_weights:  # kept by this object (crf_search: one per pair of stds)
+            params = self.params
+            self._runs_bi_weights[bi_ws] = tf.function(
+                lambda rgb, probs: dense_crf_bi_weights(rgb, probs, params, bi_ws),
+                input_signature=[tf.TensorSpec([None, None, 3], tf.uint8), tf.TensorSpec([None, None, None], tf.float32)])
+        return self._runs_bi_weights[bi_ws](tf.constant(rgb, tf.uint8), tf.constant(probs, tf.float32)).numpy()

@@ -145,7 +145,8 @@ class Config:
                 raise DeepLabError(f"{self.flag(f.name)}: {value!r} is not one of {', '.join(choices)}")
             problem = check(value) if check else None
             if problem:
-                raise DeepLabError(f"{self.flag(f.name)} {self._show(value)}: {problem}")
+                shown = str(self._show(value)).strip()  # none given: "--output_dir is required"
+                raise DeepLabError(f"{self.flag(f.name)} {shown}: {problem}" if shown else f"{self.flag(f.name)} {problem}")
         self.validate()
 
     def validate(self) -> None:
