@@ -11,7 +11,8 @@ setup: $(STAMP)
 $(STAMP): requirements.txt requirements-crf.txt requirements-tflite.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt -r requirements-crf.txt -r requirements-tflite.txt -r requirements-dev.txt
+	$(PY) -m pip install -q -r requirements.txt -r requirements-crf.txt -r requirements-dev.txt
+	$(PY) -m pip install -q -r requirements-tflite.txt || echo "LiteRT has no wheel here: tf.lite.Interpreter runs .tflite files"
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 

@@ -82,7 +82,7 @@ class TrainConfig(ModelConfig, DataConfig, WeightsConfig, PrecisionConfig):
                                                group="augmentation", show="0.75,1.25", metavar="LOW,HIGH")
     random_mirror: bool = setting(True, "random left-right mirroring", group="augmentation")
     random_seed: int = setting(1234, "seed of the initialisation, the augmentation and dropout (the same run twice "
-                                      "gives the same snapshots)")
+                                      "on the same machine gives the same snapshots)")
     width_multiplier: float = setting(1.0, "widths of a freshly initialised net (0.125 = the small test net)",
                                       check=positive)
     max_to_keep: int = setting(5, "snapshots kept", check=positive)
