@@ -50,6 +50,15 @@ CHECKPOINT_NAME = "model.ckpt"
 _HELD: Dict[str, SnapshotStore] = {}  # the directories this process holds the lock of, by real path
 
 
+def _names_file(path: str, file_id: Optional[Tuple[int, int]]) -> bool:
+    """Whether ``path`` itself (not a link's target) is the file of ``file_id`` (device, inode)."""
+    try:
+        info = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return False
+    return (info.st_dev, info.st_ino) == file_id
+
+
 def check_owned_path(path: str) -> None:
     """Raise if ``path`` lies in a snapshot directory this process locked and that directory has since been
     removed or replaced (see ``SnapshotStore.check_owned``); nothing happens for other paths."""
@@ -129,13 +138,12 @@ class SnapshotStore:
             yield
         except BaseException:
             if self._lock_fd is not None and self._created_lock:
-                try:
-                    path = os.path.join(self.directory, LOCK_FILE)
-                    info = os.stat(path)
-                    if (info.st_dev, info.st_ino) == self._lock_id:
+                path = os.path.join(self.directory, LOCK_FILE)
+                if _names_file(path, self._lock_id):
+                    try:
                         os.unlink(path)
-                except OSError:
-                    pass
+                    except OSError:
+                        pass
                 self.release()
             raise
 
@@ -165,11 +173,7 @@ class SnapshotStore:
                 raise DeepLabError(f"{self.directory}: --snapshot_dir is in use by another training run ({holder}); "
                                    f"wait for it to end or use another --snapshot_dir") from None
             info = os.fstat(fd)
-            try:
-                current = os.stat(path, follow_symlinks=False)
-            except OSError:
-                current = None
-            if current is not None and (current.st_dev, current.st_ino) == (info.st_dev, info.st_ino):
+            if _names_file(path, (info.st_dev, info.st_ino)):
                 break
             os.close(fd)  # locked a file that is no longer there: lock the one that is
         else:
@@ -218,12 +222,7 @@ class SnapshotStore:
         the directory was not removed, recreated or replaced since the run started."""
         if self._lock_id is None:
             return
-        try:
-            info = os.stat(os.path.join(self.directory, LOCK_FILE))
-            same = (info.st_dev, info.st_ino) == self._lock_id
-        except OSError:
-            same = False
-        if not same:
+        if not _names_file(os.path.join(self.directory, LOCK_FILE), self._lock_id):
             raise DeepLabError(f"{self.directory}: the snapshot directory was removed or replaced while this run "
                                f"was using it (its lock file is not the one this run locked); stopping without "
                                f"writing into it. Its snapshots are gone with it unless you moved them: restore "
