@@ -55,7 +55,7 @@ def crf_grid_search(predictor: Predictor, entries: Sequence[Entry], *, num_class
     # The TF backend runs every bi_w of a (bi_xy_std, bi_rgb_std) pair on one lattice per image
     # (TFDenseCRF.for_bi_weights); pydensecrf runs each setting on its own.
     weights = tuple(bi_w) if backend == "tf" else None
-    miou_of = {}
+    tried_of = {}  # (bi_w, bi_xy_std, bi_rgb_std) -> (params, mean IoU)
     for xy, rgb_std in itertools.product(bi_xy_std, bi_rgb_std):
         group = [CRFParams(bi_w=w, bi_xy_std=xy, bi_rgb_std=rgb_std, pos_w=pos_w, pos_xy_std=pos_xy_std,
                            iterations=iterations) for w in bi_w]
@@ -67,9 +67,9 @@ def crf_grid_search(predictor: Predictor, entries: Sequence[Entry], *, num_class
             for confusion, q in zip(confusions, refined):
                 confusion += confusion_matrix(label, q.argmax(-1), num_classes, ignore_label)
         for params, confusion in zip(group, confusions):
-            miou_of[params] = scores(confusion)["mean_iou"]
-            log(f"bi_w {params.bi_w:g}  bi_xy_std {xy:g}  bi_rgb_std {rgb_std:g}  mean IoU {miou_of[params]:.4f}")
-    tried = [(params, miou) for params, miou in miou_of.items()]
-    order = list(itertools.product(bi_w, bi_xy_std, bi_rgb_std))  # the grid's order, for equal scores
-    tried.sort(key=lambda t: (-t[1], order.index((t[0].bi_w, t[0].bi_xy_std, t[0].bi_rgb_std))))
+            miou = scores(confusion)["mean_iou"]
+            tried_of[params.bi_w, xy, rgb_std] = (params, miou)
+            log(f"bi_w {params.bi_w:g}  bi_xy_std {xy:g}  bi_rgb_std {rgb_std:g}  mean IoU {miou:.4f}")
+    tried = [tried_of[setting] for setting in itertools.product(bi_w, bi_xy_std, bi_rgb_std)]  # the grid's order
+    tried.sort(key=lambda t: -t[1])  # stable: the first of equal settings stays first
     return SearchResult(plain_miou, tuple(tried))
