@@ -272,6 +272,7 @@ def _mean_field_runs(rgb: tf.Tensor, probabilities: tf.Tensor, params: CRFParams
 
 _COMPILED: Dict[tuple, Callable] = {}
 _COMPILED_LOCK = threading.Lock()
+_IMAGE_SPECS = [tf.TensorSpec([None, None, 3], tf.uint8), tf.TensorSpec([None, None, None], tf.float32)]  # rgb, probs
 
 
 def _compiled(params: CRFParams, with_multiplicity: bool = False) -> Callable:
@@ -280,14 +281,18 @@ def _compiled(params: CRFParams, with_multiplicity: bool = False) -> Callable:
     key = (params, with_multiplicity)
     with _COMPILED_LOCK:
         if key not in _COMPILED:
-            images = [tf.TensorSpec([None, None, 3], tf.uint8), tf.TensorSpec([None, None, None], tf.float32)]
             if with_multiplicity:
                 _COMPILED[key] = tf.function(lambda rgb, probs, m: dense_crf(rgb, probs, params, m),
-                                             input_signature=images + [tf.TensorSpec([None], tf.float32)])
+                                             input_signature=_IMAGE_SPECS + [tf.TensorSpec([None], tf.float32)])
             else:
                 _COMPILED[key] = tf.function(lambda rgb, probs: dense_crf(rgb, probs, params),
-                                             input_signature=images)
+                                             input_signature=_IMAGE_SPECS)
         return _COMPILED[key]
+
+
+def _check_sizes(rgb: np.ndarray, probs: np.ndarray) -> None:
+    if rgb.shape[:2] != probs.shape[:2]:
+        raise ValueError(f"image {rgb.shape[:2]} and probabilities {probs.shape[:2]} differ in size")
 
 
 class TFDenseCRF:
@@ -302,8 +307,7 @@ class TFDenseCRF:
 
     def __call__(self, rgb: np.ndarray, probs: np.ndarray, multiplicity: Optional[np.ndarray] = None) -> np.ndarray:
         """``multiplicity``: see ``dense_crf`` (``crf.classes``)."""
-        if rgb.shape[:2] != probs.shape[:2]:
-            raise ValueError(f"image {rgb.shape[:2]} and probabilities {probs.shape[:2]} differ in size")
+        _check_sizes(rgb, probs)
         if multiplicity is None:
             return self._run(tf.constant(rgb, tf.uint8), tf.constant(probs, tf.float32)).numpy()
         return self._run_shared(tf.constant(rgb, tf.uint8), tf.constant(probs, tf.float32),
@@ -312,12 +316,10 @@ class TFDenseCRF:
     def for_bi_weights(self, rgb: np.ndarray, probs: np.ndarray, bi_ws: Sequence[float]) -> np.ndarray:
         """(len(bi_ws), H, W, C): the CRF of this setting with each bilateral weight of ``bi_ws`` in place of
         its own, on one lattice (``dense_crf_bi_weights``)."""
-        if rgb.shape[:2] != probs.shape[:2]:
-            raise ValueError(f"image {rgb.shape[:2]} and probabilities {probs.shape[:2]} differ in size")
+        _check_sizes(rgb, probs)
         bi_ws = tuple(float(w) for w in bi_ws)
         if bi_ws not in self._runs_bi_weights:  # kept by this object (crf_search: one per pair of stds)
             params = self.params
             self._runs_bi_weights[bi_ws] = tf.function(
-                lambda rgb, probs: dense_crf_bi_weights(rgb, probs, params, bi_ws),
-                input_signature=[tf.TensorSpec([None, None, 3], tf.uint8), tf.TensorSpec([None, None, None], tf.float32)])
+                lambda rgb, probs: dense_crf_bi_weights(rgb, probs, params, bi_ws), input_signature=_IMAGE_SPECS)
         return self._runs_bi_weights[bi_ws](tf.constant(rgb, tf.uint8), tf.constant(probs, tf.float32)).numpy()
