@@ -251,23 +251,22 @@ def tflite_interpreter(path: str, threads: Optional[int] = None):
     TensorFlow; the same API).  TensorFlow's is also the fallback when LiteRT cannot allocate the file (an
     older LiteRT than the converter that wrote it: an operation version it does not know)."""
     threads = threads or os.cpu_count()
-    tf_lite = getattr(tf.lite, "Interpreter", None)
     try:
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert.interpreter import Interpreter as LiteRT
     except ImportError:
-        Interpreter = None
-    if Interpreter is not None:
-        interpreter = Interpreter(model_path=path, num_threads=threads)
+        LiteRT = None
+    problem = "running a .tflite file needs the LiteRT interpreter, which this TensorFlow no longer carries: " \
+              "pip install ai-edge-litert"
+    if LiteRT is not None:
+        interpreter = LiteRT(model_path=path, num_threads=threads)
         try:
             interpreter.allocate_tensors()
             return interpreter
         except (RuntimeError, ValueError) as e:
-            if tf_lite is None:
-                raise DeepLabError(f"{path}: LiteRT cannot run this file ({' '.join(str(e).split())}); a newer "
-                                   f"ai-edge-litert may") from None
+            problem = f"LiteRT cannot run this file ({' '.join(str(e).split())}); a newer ai-edge-litert may"
+    tf_lite = getattr(tf.lite, "Interpreter", None)
     if tf_lite is None:
-        raise DeepLabError(f"{path}: running a .tflite file needs the LiteRT interpreter, which this "
-                           f"TensorFlow no longer carries: pip install ai-edge-litert") from None
+        raise DeepLabError(f"{path}: {problem}") from None
     interpreter = tf_lite(model_path=path, num_threads=threads)
     interpreter.allocate_tensors()
     return interpreter
