@@ -50,14 +50,14 @@ def write_text_atomic(path: str, text: str) -> None:
 def check_writable(directory: str, flag: str) -> None:
     """Fail before any work if ``directory`` cannot be created or written (leaves nothing behind)."""
     missing, parent = [], os.path.abspath(directory)
-    while not os.path.exists(parent) and os.path.dirname(parent) != parent:
-        missing.insert(0, parent)
+    while _created is not None and not os.path.exists(parent) and os.path.dirname(parent) != parent:
+        missing.insert(0, parent)  # the folders this call creates: only recorded inside removed_if_left_empty
         parent = os.path.dirname(parent)
     try:
         try:
             os.makedirs(directory, exist_ok=True)
         finally:
-            if _created is not None:
+            if missing:
                 _created.extend(d for d in missing if os.path.isdir(d) and d not in _created)
         fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=directory)
         try:
