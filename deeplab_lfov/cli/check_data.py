@@ -25,7 +25,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     config.require_default_files("data_list")
     config.require_dirs("label_dir")
     from ..core.progress import Progress
-    from ..core.text import counted
+    from ..core.text import every
     from ..data.checks import check_data_dir, check_entries, default_report_path, raise_for_problems
     from ..data.reader import read_list
     entries = read_list(config.data_dir, config.data_list, config.label_dir)
@@ -37,7 +37,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     bar.close()
     raise_for_problems(problems, len(entries), f"entries of {config.data_list} are unusable",
                        default_report_path(config.data_list))
-    usable = "The 1 entry" if len(entries) == 1 else f"All {counted(len(entries), 'entry', 'entries')}"
+    usable = every(len(entries), "entry", "entries").capitalize()
     print(f"{usable} of {config.data_list} {'is' if len(entries) == 1 else 'are'} usable "
           f"({time.time() - started:.1f} s).")
     return 0

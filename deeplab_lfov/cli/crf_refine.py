@@ -26,7 +26,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     config = CRFRefineConfig.from_args(get_args_parser().parse_args(argv))
     config.require_dirs("input_dir", "image_dir")
     from ..core.files import check_writable
-    from ..core.text import counted
+    from ..core.text import every
     from ..crf.refine import refine_all, refine_sources
     from ..data.checks import raise_for_problems
 
@@ -34,7 +34,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     todo = [s for s in sources if not (config.skip_existing and os.path.exists(s[2]))]
     skipped = len(sources) - len(todo)
     if not todo:
-        log(f"Nothing to do: {'the' if skipped == 1 else 'all'} {counted(skipped, 'output')} "
+        log(f"Nothing to do: {every(skipped, 'output')} "
             f"{'exists' if skipped == 1 else 'exist'} in {config.output_dir}")
         return 0
     check_writable(config.output_dir, "--output_dir")

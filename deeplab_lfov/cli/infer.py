@@ -34,7 +34,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     crf = config.make_crf()  # fails now, before any work, if the backend's package is missing
     from ..core.errors import DeepLabError
     from ..core.files import check_writable
-    from ..core.text import counted
+    from ..core.text import counted, every
     from ..data.checks import raise_for_problems
     from ..data.inputs import collect, not_images_phrase, shard
     from ..deploy.collection import output_clashes, output_paths, segment
@@ -77,7 +77,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         extra += f"; {not_images_phrase(not_images)}"
     if not summary.done and not summary.problems:
         have = "has its" if summary.skipped == 1 else "have their"
-        print(f"Nothing to do{part}: {'the' if summary.skipped == 1 else 'all'} {counted(summary.skipped, 'image')} "
+        print(f"Nothing to do{part}: {every(summary.skipped, 'image')} "
               f"{have} outputs in {config.save_dir}{extra}")
         return 0
     print(f"Segmented {counted(summary.done, 'image')}{part} in {summary.seconds:.1f} s ({rate:.2f} images/s); "
